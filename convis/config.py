@@ -1,0 +1,37 @@
+"""Frozen settings of the ConVis map variants. Defaults follow the paper (Algorithm 1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """Algorithm 1 ("grid"): square windows on a stride grid over the noise-padded image."""
+
+    image_size: int = 224  # side of the centre crop after resizing, before padding
+    pad: int = 128  # uniform-noise border on every side -> padded side 480
+    scales: tuple[int, ...] = (128, 64)  # window sides B, in padded-image pixels
+    stride: int = 16  # top-left corners on this grid
+    seed: int = 0  # noise seed: same seed, same map
+    score: str = "rank"  # "rank" (the paper's grid) or "gamma" (the reference's option)
+    gamma: float = 5.0  # gamma score: 2 * exp(-gamma * r / n) - 1 for r < n, else -1
+    gamma_n: int | None = None  # None: n = |hypo*(s)| (the reference hard-codes 91, the bird subtree)
+    only_touching: bool = True  # skip windows that cannot touch the image: same map, 730 not 1,800
+
+    @property
+    def padded_size(self) -> int:
+        return self.image_size + 2 * self.pad
+
+
+@dataclass(frozen=True)
+class StochasticConfig:
+    """The reference's adaptive sampler (used for its localisation experiment). Sequential."""
+
+    iterations: int = 600
+    reset_every: int = 100  # add the accumulator into the global map and reset it this often
+    epsilon: float = 0.002  # multiplicative step: A[box] *= 1 + epsilon * score
+    scales: tuple[int, ...] = (128, 64)  # first half of the iterations at scales[0], then scales[1]
+    gamma: float = 5.0
+    gamma_n: int | None = None
+    seed: int = 0
