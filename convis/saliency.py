@@ -1,0 +1,174 @@
+"""Scores and maps of ConVis: ranks over T, best rank in a subtree, box accumulation.
+
+Pure functions. Ranks are 0 for the concept most similar to a window; a window's score for a
+concept s is the best (lowest) rank among s and its descendants (the paper's max_rank_sim).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from convis.config import StochasticConfig
+
+
+def rank_matrix(sims: torch.Tensor) -> torch.Tensor:
+    """Rank of every concept for every window, 0 = most similar; ties keep T's order.
+
+    Args:
+        sims: (N, T) similarities.
+
+    Returns:
+        (N, T) int64 ranks on `sims`' device.
+    """
+    order = sims.argsort(dim=1, descending=True, stable=True)  # (N, T) concept ids, best first
+    ranks = torch.empty_like(order)
+    positions = torch.arange(sims.shape[1], device=sims.device).expand_as(order)
+    return ranks.scatter_(1, order, positions)
+
+
+def rank_dtype(num_concepts: int) -> np.dtype:
+    """int16 holds ranks of up to 32,767 concepts; bigger vocabularies need int32."""
+    return np.dtype(np.int16) if num_concepts <= np.iinfo(np.int16).max + 1 else np.dtype(np.int32)
+
+
+def best_rank(ranks: np.ndarray, subtree: np.ndarray) -> np.ndarray:
+    """Best rank of each window among a subtree's concepts: (N, T), (K,) -> (N,) int64."""
+    return ranks[:, subtree].min(axis=1).astype(np.int64)
+
+
+def gamma_score(rank: np.ndarray, n: int, gamma: float = 5.0) -> np.ndarray:
+    """The reference's gamma score: 2 exp(-gamma r / n) - 1 for r < n, else -1. High = present."""
+    r = np.asarray(rank, dtype=np.float64)
+    return np.where(r < n, 2.0 * np.exp(-gamma * r / n) - 1.0, -1.0)
+
+
+def accumulate(values: np.ndarray, boxes: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sum per pixel of the values of the boxes covering it, and how many boxes cover it.
+
+    A difference array and two cumulative sums: O(N + side²) per row of `values`, exact for
+    integer values (float64 throughout).
+
+    Args:
+        values: (C, N) one value per box for each of C maps.
+        boxes: (N, 4) int boxes (x0, y0, x1, y1), exclusive ends, inside [0, side].
+        side: side of the square canvas.
+
+    Returns:
+        sums (C, side, side) float64 and counts (side, side) int64.
+    """
+    values = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    x0, y0, x1, y1 = (boxes[:, i] for i in range(4))
+    w = side + 1
+    corners = [(y0 * w + x0, 1.0), (y0 * w + x1, -1.0), (y1 * w + x0, -1.0), (y1 * w + x1, 1.0)]
+
+    def integrate(weights: np.ndarray) -> np.ndarray:
+        diff = sum(sign * np.bincount(k, weights=weights, minlength=w * w) for k, sign in corners)
+        return diff.reshape(w, w).cumsum(0).cumsum(1)[:side, :side]
+
+    sums = np.stack([integrate(v) for v in values])
+    counts = np.rint(integrate(np.ones(len(boxes)))).astype(np.int64)
+    return sums, counts
+
+
+def normalise(maps: np.ndarray, invert: bool) -> np.ndarray:
+    """Min-max each (H, W) map of a (C, H, W) stack to [0, 1]; a flat map becomes all zeros."""
+    lo = maps.min(axis=(-2, -1), keepdims=True)
+    hi = maps.max(axis=(-2, -1), keepdims=True)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    out = (hi - maps) / span if invert else (maps - lo) / span
+    return np.where(hi > lo, out, 0.0).astype(np.float32)
+
+
+def grid_maps(
+    values: np.ndarray, boxes: np.ndarray, side: int, pad: int, size: int, higher_is_better: bool
+) -> np.ndarray:
+    """Algorithm 1's map: per-pixel mean over covering windows, central crop, min-max.
+
+    Args:
+        values: (C, N) window scores: ranks (lower is better) or gamma scores (higher is better).
+        boxes: (N, 4) boxes in padded pixels.
+        side: padded side P; pad: border width; size: central image side S.
+
+    Returns:
+        (C, S, S) float32 maps in [0, 1], high = concept present.
+    """
+    sums, counts = accumulate(values, boxes, side)
+    centre = np.s_[..., pad : pad + size, pad : pad + size]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = sums[centre] / counts[centre]
+    if (counts[centre] == 0).any():
+        raise ValueError("some central pixels are covered by no window; check the window settings")
+    return normalise(mean, invert=not higher_is_better)
+
+
+def stochastic_map(
+    score_box: Callable[[tuple[int, int, int, int]], float],
+    cfg: StochasticConfig,
+    size: int = 224,
+    pad: int = 128,
+) -> np.ndarray:
+    """The reference's adaptive sampler: windows drawn where the evidence has been high so far.
+
+    Args:
+        score_box: returns a score in [-1, 1] (gamma score) for a box (x0, y0, x1, y1) in padded
+            pixels. Called `cfg.iterations` times, in sequence.
+        cfg: sampler settings; `cfg.seed` makes it reproducible.
+
+    Returns:
+        (S, S) float32 map in [0, 1].
+    """
+    rng = np.random.default_rng(cfg.seed)
+    side = size + 2 * pad
+    limit = side - max(cfg.scales)  # corners in [0, limit)² keep every window inside
+    acc = np.ones((side, side))
+    total = np.zeros((side, side))
+    for it in range(cfg.iterations):
+        b = cfg.scales[0] if it < cfg.iterations // 2 else cfg.scales[-1]
+        p = acc[:limit, :limit].ravel()
+        y, x = divmod(int(rng.choice(p.size, p=p / p.sum())), limit)
+        acc[y : y + b, x : x + b] *= 1.0 + cfg.epsilon * score_box((x, y, x + b, y + b))
+        if (it + 1) % cfg.reset_every == 0:
+            total += acc
+            acc[:] = 1.0
+    return normalise(total[None, pad : pad + size, pad : pad + size], invert=False)[0]
+
+
+def subtree_best_ranks(ranks: np.ndarray, order: Sequence[int], children: Sequence[Sequence[int]]) -> np.ndarray:
+    """Best rank inside hypo*(s) for every concept s at once, by dynamic programming on the DAG.
+
+    Args:
+        ranks: (N, T) ranks.
+        order: concept indices, children before parents.
+        children: children[s] = indices of s's children inside T.
+
+    Returns:
+        (N, T) best rank in each concept's subtree.
+    """
+    best = np.ascontiguousarray(ranks.T)  # (T, N): one contiguous row per concept
+    for s in order:
+        kids = children[s]
+        if len(kids):
+            np.minimum(best[s], best[list(kids)].min(axis=0), out=best[s])
+    return best.T
+
+
+def surprise(best: np.ndarray, sizes: np.ndarray, num_concepts: int) -> np.ndarray:
+    """-log P(best rank in a random subset of that size <= observed), per window and concept.
+
+    Under "ranks carry no information" the best rank of an m-concept subtree is at most r with
+    probability 1 - (1 - (r + 1) / T)^m. A root whose subtree holds everything scores ~0.5 nats
+    for rank 0; a single concept at rank 0 scores log T. So the score favours specific concepts
+    over trivial ancestors without hand-made stop lists.
+
+    Args:
+        best: (N, T) best subtree ranks; sizes: (T,) subtree sizes; num_concepts: T.
+
+    Returns:
+        (N, T) float64 surprise in nats, about 1 on average when nothing is there.
+    """
+    frac = np.minimum((best.astype(np.float64) + 1.0) / num_concepts, 1.0)
+    p = -np.expm1(sizes[None, :] * np.log1p(-np.minimum(frac, 1.0 - 1e-12)))
+    return -np.log(np.maximum(p, 1e-300))
