@@ -1,0 +1,195 @@
+"""Concept bank: CLIP text embeddings of the concepts T, `(T, D)` unit rows, cached on disk.
+
+Glosses are short and the built-in CLIP text tower is causal with end-of-text pooling, so the
+pooled token never sees the padding after it: batches of length-sorted texts cut to their own
+longest sequence give the padded result for a fraction of the 77-token cost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .models import Clip
+
+_log = logging.getLogger(__name__)
+
+SEEKS = ("definitions", "lemmas")
+Progress = Callable[[int, int], None]  # (done, total)
+_BANKS: dict[tuple[str, str], Bank] = {}  # in-process cache: (disk key, device) -> Bank
+
+
+@dataclass(frozen=True)
+class Bank:
+    """Embeddings of every concept of a hierarchy; row i is `hierarchy.ids[i]`."""
+
+    embeddings: Tensor  # (T, D) float32 unit rows on clip.device
+    model_id: str
+    vocabulary: str
+    seek: str  # "definitions" or "lemmas"
+    wordnet_version: str
+
+
+def _truncatable(model: nn.Module) -> bool:
+    """Only open_clip's own CLIP.encode_text with a causal mask and a pooled token that sees no
+    padding is mirrored by `_encode_text_truncated`; anything else takes the padded path."""
+    from open_clip.model import CLIP
+
+    return (type(model).encode_text is CLIP.encode_text
+            and getattr(model, "attn_mask", None) is not None
+            and getattr(model, "text_pool_type", None) in ("argmax", "eos", "first"))
+
+
+def _encode_text_truncated(model: nn.Module, text: Tensor) -> Tensor:
+    """open_clip 3.3.0 `CLIP.encode_text` for (N, L) tokens with L < context length; unnormalised."""
+    from open_clip.transformer import text_global_pool
+
+    n_ctx = text.shape[1]
+    cast_dtype = model.transformer.get_cast_dtype()
+    x = model.token_embedding(text).to(cast_dtype)  # (N, L, W)
+    x = x + model.positional_embedding[:n_ctx].to(cast_dtype)
+    x = model.transformer(x, attn_mask=model.attn_mask[:n_ctx, :n_ctx])  # handles batch_first itself
+    x = model.ln_final(x)
+    x = text_global_pool(x, text, model.text_pool_type, eos_token_id=getattr(model, "text_eos_id", None))
+    proj = model.text_projection
+    if proj is not None:
+        x = proj(x) if isinstance(proj, nn.Linear) else x @ proj
+    return x  # (N, D)
+
+
+def _tokenize(texts: list[str], clip: Clip) -> Tensor:
+    # open_clip's tokenizers truncate to the context length and put the end token back last.
+    return clip.tokenizer(texts, context_length=clip.context_length)  # (T, context_length)
+
+
+def encode_texts_bucketed(texts: list[str], clip: Clip, batch_size: int = 256,
+                          progress: Progress | None = None) -> Tensor:
+    """Encode texts in length-sorted batches cut to each batch's longest sequence.
+
+    Args:
+        texts: raw strings, truncated to the model's context length.
+        clip: the model.
+        batch_size: texts per forward.
+        progress: called with (done, total) after each batch.
+
+    Returns:
+        (T, D) float32 unit rows in the order of `texts`, on clip.device.
+    """
+    if not texts:
+        raise ValueError("no texts to encode")
+    if not _truncatable(clip.model):
+        _log.info("text tower is not open_clip's causal CLIP; using padded batches")
+        return encode_texts_padded(texts, clip, batch_size, progress)
+    tokens = _tokenize(texts, clip)
+    # Last non-zero position + 1: pad id is 0, the end token is non-zero and comes last.
+    lengths = tokens.shape[1] - (tokens != 0).flip(1).int().argmax(1)  # (T,)
+    order = torch.argsort(lengths, descending=True, stable=True)  # longest first: peak memory early
+    out: Tensor | None = None
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            idx = order[start:start + batch_size]
+            batch = tokens[idx, :int(lengths[idx].max())].to(clip.device)  # (B, L)
+            emb = F.normalize(_encode_text_truncated(clip.model, batch).float(), dim=-1)  # (B, D)
+            if out is None:
+                out = torch.empty(len(texts), emb.shape[1], device=clip.device)
+            out[idx.to(clip.device)] = emb
+            if progress:
+                progress(min(start + batch_size, len(texts)), len(texts))
+    assert out is not None
+    return out
+
+
+def encode_texts_padded(texts: list[str], clip: Clip, batch_size: int = 256,
+                        progress: Progress | None = None) -> Tensor:
+    """Reference encoder: plain `encode_text` on full context-length batches. (T, D) float32 unit rows."""
+    if not texts:
+        raise ValueError("no texts to encode")
+    tokens = _tokenize(texts, clip)
+    parts = []
+    for start in range(0, len(texts), batch_size):
+        parts.append(clip.encode_text(tokens[start:start + batch_size]))
+        if progress:
+            progress(min(start + batch_size, len(texts)), len(texts))
+    return torch.cat(parts)
+
+
+def bank_texts(hierarchy: Any, seek: str = "definitions") -> list[str]:
+    """The text embedded for each concept, in hierarchy order.
+
+    "definitions" is the paper's default: the WordNet gloss, raw, without a prompt template.
+    "lemmas" ("seek type = lemmas") joins the lemma names with ", ", underscores as spaces
+    ("hot_dog", "frank" -> "hot dog, frank"), so every synonym is in one prompt.
+    """
+    if seek == "definitions":
+        glosses = getattr(hierarchy, "glosses", None)
+        return list(glosses) if glosses is not None else [hierarchy.gloss(i) for i in range(len(hierarchy))]
+    if seek == "lemmas":
+        return [", ".join(x.replace("_", " ") for x in hierarchy.lemmas(i)) for i in range(len(hierarchy))]
+    raise ValueError(f"unknown seek '{seek}'; use one of {', '.join(SEEKS)}")
+
+
+def default_cache_dir() -> Path:
+    """Root of convis' disk caches: $CONVIS_CACHE or ~/.cache/convis."""
+    return Path(os.environ.get("CONVIS_CACHE") or Path.home() / ".cache" / "convis")
+
+
+def bank_key(model_id: str, vocabulary: str, wordnet_version: str, seek: str,
+             texts: list[str]) -> tuple[str, dict[str, str]]:
+    """Disk-cache key (sha1 hex) and the metadata it hashes."""
+    meta = {"model_id": model_id, "vocabulary": vocabulary, "wordnet_version": wordnet_version, "seek": seek,
+            "texts_sha1": hashlib.sha1("\n".join(texts).encode()).hexdigest(), "count": str(len(texts))}
+    return hashlib.sha1(json.dumps(meta, sort_keys=True).encode()).hexdigest(), meta
+
+
+def load_bank(clip: Clip, hierarchy: Any, seek: str = "definitions", cache_dir: Path | None = None,
+              progress: Progress | None = None, batch_size: int = 256) -> Bank:
+    """Concept bank of `hierarchy` for `clip`, from memory, disk, or computed (then saved).
+
+    Args:
+        clip: the model.
+        hierarchy: the concepts T (`len`, `ids`, `gloss(i)`, `lemmas(i)`, `vocabulary`, `wordnet_version`).
+        seek: "definitions" (glosses, the paper's default) or "lemmas".
+        cache_dir: cache root; default $CONVIS_CACHE or ~/.cache/convis. Files go to `<root>/banks/`.
+        progress: called with (done, total) while encoding.
+        batch_size: texts per forward.
+    """
+    from safetensors.torch import load_file, save_file
+
+    texts = bank_texts(hierarchy, seek)
+    vocab, version = str(hierarchy.vocabulary), str(hierarchy.wordnet_version)
+    key, meta = bank_key(f"{clip.model_id}@{str(clip.dtype).replace('torch.', '')}", vocab, version, seek, texts)
+    if (key, str(clip.device)) in _BANKS:  # memory first, whatever cache_dir says
+        return _BANKS[(key, str(clip.device))]
+    path = (cache_dir or default_cache_dir()) / "banks" / f"{key}.safetensors"
+    emb = None
+    if path.is_file():
+        try:
+            emb = load_file(path, device=str(clip.device))["embeddings"]
+            if emb.shape[0] != len(texts):
+                emb = None
+        except Exception as e:  # a truncated or foreign file: recompute and overwrite
+            _log.warning("ignoring unreadable bank cache %s: %s", path, e)
+    if emb is None:
+        _log.info("encoding %d %s for %s", len(texts), seek, clip.model_id)
+        emb = encode_texts_bucketed(texts, clip, batch_size, progress)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            save_file({"embeddings": emb.contiguous().cpu()}, tmp, metadata=meta)
+            os.replace(tmp, path)  # atomic: readers never see a half-written file
+        except OSError as e:
+            _log.warning("could not write bank cache %s: %s", path, e)
+    elif progress:
+        progress(len(texts), len(texts))
+    bank = Bank(emb, clip.model_id, vocab, seek, version)
+    _BANKS[(key, str(clip.device))] = bank
+    return bank
