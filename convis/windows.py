@@ -6,6 +6,7 @@ came on, so the caller decides where the work runs.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,6 +86,17 @@ def grid_boxes(cfg: GridConfig) -> np.ndarray:
     return np.concatenate(boxes).astype(np.int64)
 
 
+@functools.lru_cache(maxsize=16)
+def _resize_matrix(src: int, dst: int) -> torch.Tensor:
+    """(dst, src) matrix R with R @ x == bicubic-antialiased resize of a length-src signal.
+
+    Built by resizing the identity, so it is exactly the kernel `F.interpolate` uses.
+    """
+    eye = torch.eye(src, dtype=torch.float64)[:, None, None, :]  # (src, 1, 1, src): one impulse per row
+    rows = F.interpolate(eye, size=(1, dst), mode="bicubic", antialias=True)  # (src, 1, 1, dst)
+    return rows[:, 0, 0, :].T.contiguous()  # (dst, src)
+
+
 def crop_windows(
     padded: torch.Tensor,
     boxes: np.ndarray,
@@ -94,19 +106,28 @@ def crop_windows(
 ) -> torch.Tensor:
     """Crop boxes out of a (3, P, P) image, resize each to the model input, normalise.
 
-    Crops of equal shape are resized together in one call: no PIL per window. The resize is
-    bicubic with antialiasing, the kernel PIL uses, since the reference resizes with PIL.
+    The resize is bicubic with antialiasing, the kernel PIL uses, since the reference resizes
+    with PIL. It is separable, so crops of equal shape are resized together as two batched
+    matrix products (R_y @ crop @ R_x^T): several times faster on a CPU than
+    `F.interpolate`, and no PIL per window.
 
     Returns:
         (N, 3, size, size) float32 tensor on `padded`'s device, in `boxes` order.
     """
-    out = torch.empty((len(boxes), 3, size, size), dtype=torch.float32, device=padded.device)
+    dev = padded.device
+    out = torch.empty((len(boxes), 3, size, size), dtype=torch.float32, device=dev)
     shapes = boxes[:, 2:] - boxes[:, :2]  # (N, 2) widths and heights
-    for shape in np.unique(shapes, axis=0):
-        rows = np.flatnonzero((shapes == shape).all(axis=1))
-        crops = torch.stack([padded[:, y0:y1, x0:x1] for x0, y0, x1, y1 in boxes[rows]])
-        crops = F.interpolate(crops.float(), size=(size, size), mode="bicubic", antialias=True)
-        out[torch.from_numpy(rows).to(padded.device)] = crops.clamp_(0.0, 1.0)
-    m = torch.tensor(mean, device=padded.device).view(1, 3, 1, 1)
-    s = torch.tensor(std, device=padded.device).view(1, 3, 1, 1)
+    for w, h in np.unique(shapes, axis=0):
+        rows = np.flatnonzero((shapes == (w, h)).all(axis=1))
+        # A strided view of every h x w patch, then one gather: far faster than stacking slices.
+        patches = padded.unfold(1, int(h), 1).unfold(2, int(w), 1)  # (3, P-h+1, P-w+1, h, w)
+        y0 = torch.from_numpy(boxes[rows, 1]).to(dev)
+        x0 = torch.from_numpy(boxes[rows, 0]).to(dev)
+        crops = patches[:, y0, x0].transpose(0, 1).float()  # (n, 3, h, w)
+        ry = _resize_matrix(int(h), size).to(dev, torch.float32)  # (size, h)
+        rx = _resize_matrix(int(w), size).to(dev, torch.float32)  # (size, w)
+        resized = ry @ crops @ rx.T  # (n, 3, size, size)
+        out[torch.from_numpy(rows).to(dev)] = resized.clamp_(0.0, 1.0)
+    m = torch.tensor(mean, device=dev).view(1, 3, 1, 1)
+    s = torch.tensor(std, device=dev).view(1, 3, 1, 1)
     return (out - m) / s
