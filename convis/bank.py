@@ -143,10 +143,15 @@ def default_cache_dir() -> Path:
 
 
 def bank_key(model_id: str, vocabulary: str, wordnet_version: str, seek: str,
-             texts: list[str]) -> tuple[str, dict[str, str]]:
-    """Disk-cache key (sha1 hex) and the metadata it hashes."""
+             texts: list[str], precision: str = "float32") -> tuple[str, dict[str, str]]:
+    """Disk-cache key (sha1 hex) and the metadata it hashes.
+
+    The precision is part of it: an fp16 bank differs from an fp32 one by ~1e-3, enough to
+    swap near-tied ranks.
+    """
     meta = {"model_id": model_id, "vocabulary": vocabulary, "wordnet_version": wordnet_version, "seek": seek,
-            "texts_sha1": hashlib.sha1("\n".join(texts).encode()).hexdigest(), "count": str(len(texts))}
+            "texts_sha1": hashlib.sha1("\n".join(texts).encode()).hexdigest(), "count": str(len(texts)),
+            "precision": precision}
     return hashlib.sha1(json.dumps(meta, sort_keys=True).encode()).hexdigest(), meta
 
 
@@ -166,7 +171,8 @@ def load_bank(clip: Clip, hierarchy: Any, seek: str = "definitions", cache_dir: 
 
     texts = bank_texts(hierarchy, seek)
     vocab, version = str(hierarchy.vocabulary), str(hierarchy.wordnet_version)
-    key, meta = bank_key(f"{clip.model_id}@{str(clip.dtype).replace('torch.', '')}", vocab, version, seek, texts)
+    precision = str(clip.dtype).replace("torch.", "")
+    key, meta = bank_key(clip.model_id, vocab, version, seek, texts, precision)
     if (key, str(clip.device)) in _BANKS:  # memory first, whatever cache_dir says
         return _BANKS[(key, str(clip.device))]
     path = (cache_dir or default_cache_dir()) / "banks" / f"{key}.safetensors"

@@ -101,3 +101,14 @@ def test_module_entry_point_runs(tmp_path):
     done = subprocess.run([sys.executable, "-m", "convis", "concepts", "stats"], capture_output=True, text=True,
                           timeout=120, cwd=REPO)
     assert done.returncode == 0 and json.loads(done.stdout)["concepts"] == 7156
+
+
+def test_bench_reports_every_figure(capsys):
+    assert main(["bench", "--model", "test-tiny", "--reference-sample", "20", "--bank-sample", "40", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    for key in ("windows", "index_seconds", "encoder_images_per_second", "map_ms_median",
+                "reference_one_concept_seconds", "speedup_first_concept", "speedup_ten_concepts",
+                "bank_padded_seconds", "bank_bucketed_seconds"):
+        assert figures[key] > 0, key
+    assert figures["windows"] == 730 and figures["reference_windows"] == 1800
+    assert figures["bank_max_abs_diff"] < 1e-5

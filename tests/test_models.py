@@ -5,7 +5,7 @@ import time
 import pytest
 import torch
 
-from convis import models
+from convis import _hub, models
 from convis.models import DEFAULT_PRETRAINED, ModelLoadError, list_models, load_model, parse_model
 
 
@@ -157,7 +157,7 @@ def test_unreachable_hub_fails_fast_without_offline_flag(monkeypatch, tmp_path):
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(models, "_reachable", lambda host, timeout=3.0: False)
+    monkeypatch.setattr(_hub, "reachable", lambda host, timeout=3.0: False)
     with pytest.raises(ModelLoadError, match="cannot be reached"):
         load_model("ViT-B-32", "laion2b_s34b_b79k", device="cpu")
 
@@ -182,7 +182,7 @@ def test_cached_hub_weights_load_without_network(tiny_clip, monkeypatch, tmp_pat
     def no_network(*args, **kwargs):
         raise AssertionError("probed the network for cached weights")
 
-    monkeypatch.setattr(models, "_reachable", no_network)
+    monkeypatch.setattr(_hub, "reachable", no_network)
     monkeypatch.setattr("socket.create_connection", no_network)
     clip = load_model("test-tiny", "fake", device="cpu")
     assert clip.model_id == "test-tiny/fake"
