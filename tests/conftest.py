@@ -17,3 +17,61 @@ def tiny_clip():
     from convis.models import load_model
 
     return load_model("test-tiny", device="cpu")
+
+
+# ---- app fixtures (tests/test_app*.py, tests/test_browser.py) ----------------------------------
+# A toy concept set: a two-parent node, a label with an apostrophe, and a node wider than a page.
+APP_TOY = {
+    "physical_entity.n.01": ["entity.n.01"], "object.n.01": ["physical_entity.n.01"],
+    "animal.n.01": ["object.n.01"], "feline.n.01": ["animal.n.01"], "cat.n.01": ["feline.n.01"],
+    "tiger.n.02": ["feline.n.01"], "pet.n.01": ["object.n.01"], "dog.n.01": ["animal.n.01", "pet.n.01"],
+    "jack-o'-lantern.n.01": ["object.n.01"], "device.n.01": ["object.n.01"],
+    **{f"gadget_{i:03d}.n.01": ["device.n.01"] for i in range(130)},
+}
+
+
+def load_app():
+    """Import the repository's `app.py` (it is a script at the root, not part of the package)."""
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    import app
+
+    return app
+
+
+@pytest.fixture(scope="session")
+def toy_backend():
+    """An app backend over test-tiny and the toy vocabulary "toy" (no WordNet needed)."""
+    from convis.app import Backend
+    from convis.hierarchy import toy_hierarchy
+
+    backend = Backend("test-tiny", "toy", device="cpu", hierarchies={"toy": toy_hierarchy(APP_TOY)})
+    assert backend.preload(), backend.startup_error
+    return backend
+
+
+@pytest.fixture(scope="session")
+def app_server():
+    """The full app (test-tiny over the real "physical" WordNet vocabulary) on a free loopback port."""
+    import socket
+
+    from convis.app import Backend
+    from convis.wordnet import WordNetUnavailableError
+
+    backend = Backend("test-tiny", "physical", device="cpu")
+    try:
+        backend.hierarchy()
+    except WordNetUnavailableError as exc:
+        pytest.skip(f"WordNet is not available: {exc}")
+    assert backend.preload(), backend.startup_error
+    app = load_app()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = app.create_demo(backend)
+    _, url, _ = app.launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
+    yield url.rstrip("/")
+    demo.close()

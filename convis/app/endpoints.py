@@ -1,0 +1,72 @@
+"""The stateless API (`/search`, `/explain`, `/top_concepts`) for `gradio_client` and scripts.
+
+Calls use the server's default model and vocabulary. Indexes are shared with the UI through the
+backend's LRU keyed by (image pixels, model, vocabulary, seed), so repeated calls are fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from convis.app.backend import Backend, Entry
+from convis.app.handlers import USER_ERRORS
+from convis.app.panels import offset_id
+from convis.app.session import View
+from convis.app.views import render_view
+from convis.image import load_image
+
+
+def _fail(what: str, exc: BaseException) -> gr.Error:
+    return gr.Error(f"{what}: {exc}", print_exception=False)
+
+
+class Endpoints:
+    """API handlers bound to a `Backend`. Errors come back to the client as `gr.Error` messages."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.b = backend
+
+    def search(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
+        """Concepts matching a lemma prefix, a synset name ("dog.n.01") or an offset ("n02084071").
+
+        Returns up to `limit` dicts with synset, offset, lemmas, gloss and hypernym path, best first.
+        """
+        try:
+            h = self.b.hierarchy()
+        except USER_ERRORS as exc:
+            raise _fail("WordNet is not available", exc) from None
+        return [{"synset": n, "offset": offset_id(h, n), "lemmas": list(h.lemmas(n)), "gloss": h.gloss(n),
+                 "path": h.path_to_root(n)} for n in h.search(query, max(1, min(int(limit), 200)))]
+
+    def _entry(self, image: str | None) -> Entry:
+        if not image:
+            raise gr.Error("No image given: pass one, e.g. handle_file('cat.jpg').")
+        try:
+            picture = load_image(Path(image).read_bytes())  # messages name no server path
+            return self.b.index(picture, Path(image).name)
+        except USER_ERRORS as exc:
+            raise _fail(f"Could not index {Path(image).name}", exc) from None
+
+    def explain(self, image: str | None, synset: str, style: str = "overlay") -> np.ndarray:
+        """The ConVis map of one concept over the image's centre square, drawn in `style`.
+
+        Styles: "overlay", "white" (the paper's white blend), "map", "mask".
+        """
+        try:
+            name = self.b.hierarchy().resolve(synset)  # fail fast, before 730 CLIP forwards
+            view = View.from_controls(style, "jet", 0.5, 10.0, False, 0.5)
+        except USER_ERRORS as exc:
+            raise _fail("Bad request", exc) from None
+        picture, _ = render_view(self._entry(image), name, view)
+        return picture
+
+    def top_concepts(self, image: str | None, k: float = 10) -> list[dict[str, Any]]:
+        """The `k` concepts the image shows most: synset, score (nats), gloss; best first."""
+        entry = self._entry(image)
+        h = entry.index.hierarchy
+        return [{"synset": n, "score": round(s, 4), "gloss": h.gloss(n)}
+                for n, s in entry.index.top_concepts(max(1, min(int(k), 100)))]

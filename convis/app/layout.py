@@ -1,0 +1,120 @@
+"""The app's components and where they sit; `app.create_demo` wires their events.
+
+Concept browser on the left (search, tree, details), image and map on the right with tabs for top
+concepts, display options, the compare view and downloads. Rows wrap on narrow screens, and CSS
+puts the picture first on phones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import SimpleNamespace
+
+import gradio as gr
+
+from convis.app.backend import Backend
+from convis.app.panels import info_html, top_html
+from convis.app.session import COLORMAPS, MAX_COMPARE, STYLES, Session, View
+from convis.app.widgets import ConceptLinks, ImageInput, SynsetTree, make_fetch_children, tree_value
+
+SESSION_TTL_S = 3600  # a tab's indexes are dropped an hour after its last action
+HEADER = """# ConVis Explorer
+See what a CLIP model sees in a picture, concept by concept, over the WordNet hierarchy
+([ConVis](https://arxiv.org/abs/2405.14563)). Upload a photo and wait once while CLIP looks at
+every window of it; then wander through the tree (`animal` \u203a `feline` \u203a `big cat`...): each
+map appears at once."""
+CSS = """
+#cv-banner { border-left: 4px solid #dc2626; padding: 6px 12px; background: rgba(220, 38, 38, .08); }
+#cv-status { min-height: 2.5em; }
+@media (max-width: 820px) { #cv-viewer { order: -1; } }  /* phones: the picture first, then the tree */
+"""
+
+
+def _banner(backend: Backend, tree_error: str) -> None:
+    problem = backend.startup_error or tree_error
+    hint = (" Meanwhile you can browse the concepts, or pick `test-tiny/none` (random weights) in the model "
+            "menu to try the interface." if backend.startup_error else "")
+    gr.Markdown(f"**Could not load `{backend.default_model}` over *{backend.default_vocabulary}*.** "
+                f"{problem}{hint}" if problem else "", visible=bool(problem), elem_id="cv-banner")
+
+
+def _tabs(hierarchy: object) -> SimpleNamespace:
+    view = View()
+    with gr.Tabs():
+        with gr.Tab("What CLIP sees"):
+            top = ConceptLinks(top_html(hierarchy, []), elem_id="cv-top")
+        with gr.Tab("Display"):
+            style = gr.Radio(list(STYLES), value="Overlay", label="Style", elem_id="cv-style")
+            with gr.Row():
+                cmap = gr.Dropdown(list(COLORMAPS), value=view.cmap, label="Colormap")
+                alpha = gr.Slider(0, 1, value=view.alpha, step=0.05, label="Overlay opacity")
+                exponent = gr.Slider(1, 30, value=view.exponent, step=1,
+                                     label="White-blend exponent (paper: 10)")
+            with gr.Row():
+                box = gr.Checkbox(value=view.box, label="Box around the strongest region")
+                threshold = gr.Slider(0, 1, value=view.threshold, step=0.05, label="Box / mask threshold")
+        with gr.Tab("Compare"):
+            compare = gr.Dropdown([], value=[], multiselect=True, allow_custom_value=True,
+                                  max_choices=MAX_COMPARE, elem_id="cv-compare",
+                                  label=f"Concepts side by side (up to {MAX_COMPARE})")
+            with gr.Row():
+                add = gr.Button("Add the selected concept", size="sm")
+                kids = gr.Button("Its children, strongest first", size="sm")
+                clear = gr.Button("Clear", size="sm")
+            grid = gr.Image(label="Compare", format="jpeg", interactive=False, elem_id="cv-grid")
+        with gr.Tab("Download"):
+            export = gr.Button("Prepare PNG, map (NPY) and settings (JSON)", elem_id="cv-export")
+            files = gr.File(label="Files", file_count="multiple", interactive=False)
+    return SimpleNamespace(top=top, style=style, cmap=cmap, alpha=alpha, exponent=exponent, box=box,
+                           threshold=threshold, compare=compare, add=add, kids=kids, clear=clear, grid=grid,
+                           export=export, files=files)
+
+
+def _api_components() -> SimpleNamespace:
+    """Hidden inputs and outputs of the /explain and /top_concepts endpoints."""
+    with gr.Column(visible=False):
+        return SimpleNamespace(
+            image=ImageInput(type="filepath", label="image"), synset=gr.Textbox(label="synset"),
+            style=gr.Textbox(value="overlay", label="style"), k=gr.Number(value=10, precision=0, label="k"),
+            map=gr.Image(format="png", label="map"), top=gr.JSON(label="top concepts"),  # API: lossless PNG
+            explain=gr.Button(), top_concepts=gr.Button())
+
+
+def build_layout(backend: Backend, examples: Sequence[str]) -> SimpleNamespace:
+    """Create every component inside the current `gr.Blocks`; return them by name (`.api` for the API's)."""
+    try:
+        hierarchy, tree_error = backend.hierarchy(), ""
+    except Exception as exc:  # noqa: BLE001 - the app must come up and show the problem
+        hierarchy, tree_error = None, f"{type(exc).__name__}: {exc}"
+    session = gr.State(Session(), time_to_live=SESSION_TTL_S)
+    gr.Markdown(HEADER)
+    _banner(backend, tree_error)
+    with gr.Row():
+        model = gr.Dropdown(backend.model_choices(), value=backend.default_model, label="CLIP model",
+                            elem_id="cv-model", scale=3)
+        vocab = gr.Dropdown(backend.vocabulary_choices(), value=backend.default_vocabulary, scale=1,
+                            label="Concept set T", elem_id="cv-vocab")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=320, elem_id="cv-browser"):
+            search = gr.Textbox(label="Find a concept", elem_id="cv-search", max_lines=1,
+                                placeholder="dog, dog.n.01 or n02084071 (Enter: go to the best match)")
+            hits = ConceptLinks(elem_id="cv-hits")
+            tree = SynsetTree(tree_value(hierarchy, error=tree_error), elem_id="cv-tree",
+                              children_fn=make_fetch_children(backend.hierarchy))
+            info = ConceptLinks(info_html(hierarchy, None), elem_id="cv-info")
+        with gr.Column(scale=3, min_width=360, elem_id="cv-viewer"):
+            with gr.Row():
+                image = ImageInput(type="filepath", label="Image", sources=["upload", "clipboard"],
+                                   height=380, elem_id="cv-image")
+                # JPEG: a 512 px PNG takes ~200 ms to encode, JPEG ~3 ms (the Download tab gives PNG).
+                picture = gr.Image(label="Selected concept (map of the centre square CLIP sees)",
+                                   format="jpeg", interactive=False, height=380,
+                                   buttons=["download", "fullscreen"], elem_id="cv-map")
+            status = gr.Markdown("Upload an image, or pick an example below.", elem_id="cv-status")
+            if examples:
+                gr.Examples([[e] for e in examples], inputs=[image], cache_examples=False,
+                            label="Examples (click one)", api_visibility="private")
+            tabs = _tabs(hierarchy)
+    api = _api_components()
+    return SimpleNamespace(session=session, model=model, vocab=vocab, search=search, hits=hits, tree=tree,
+                           info=info, image=image, picture=picture, status=status, api=api, **vars(tabs))

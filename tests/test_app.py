@@ -1,0 +1,298 @@
+"""The app without a server: the demo builds, handlers and widgets behave, bad uploads are harmless.
+
+Runs on the toy vocabulary and test-tiny (no WordNet, no weights, no network).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+from conftest import load_app
+from PIL import Image
+
+from convis.app import Backend, Session
+from convis.app.endpoints import Endpoints
+from convis.app.handlers import Handlers
+from convis.app.panels import info_html
+from convis.app.session import Superseded
+from convis.app.uploads import Uploads
+from convis.app.widgets import PAGE, children_page, make_fetch_children, tree_value
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "assets" / "examples"
+CAT = str(EXAMPLES / "cat.jpg")
+
+
+def noop(*_args, **_kwargs) -> None:
+    """Stands in for gr.Progress outside a request."""
+
+
+def event(synset: str, path: list[str] | None = None) -> gr.EventData:
+    return gr.EventData(None, {"synset": synset, **({"path": path} if path else {})})
+
+
+@pytest.fixture()
+def indexed(toy_backend):
+    """A session that has indexed cat.jpg, and the two handler groups."""
+    uploads, handlers = Uploads(toy_backend), Handlers(toy_backend)
+    session = Session()
+    uploads.mark_upload(CAT, session)
+    out = uploads.index_image(CAT, session, noop)
+    assert session.entry is not None, out[3]
+    return session, uploads, handlers
+
+
+# ---- building ------------------------------------------------------------------------------------
+def test_create_demo_builds_without_launching(toy_backend):
+    app = load_app()
+    demo = app.create_demo(toy_backend)
+    assert isinstance(demo, gr.Blocks)
+    deps = demo.config["dependencies"]
+    public = {d["api_name"] for d in deps if d.get("api_visibility") == "public"}
+    assert {"search", "explain", "top_concepts"} <= public, public
+    assert all(d.get("api_name") for d in deps), "every event needs an explicit api_name"
+    trees = [c for c in demo.config["components"]
+             if c.get("props", {}).get("component_class_name") == "SynsetTree"]
+    assert trees and trees[0]["props"]["server_fns"] == ["fetch_children"]
+    assert not demo.is_running
+
+
+def test_parse_args_and_main_launch(monkeypatch, toy_backend):
+    app = load_app()
+    args = app.parse_args(["--model", "test-tiny", "--vocabulary", "toy", "--port", "7999", "--share"])
+    assert (args.model, args.vocabulary, args.port, args.share) == ("test-tiny", "toy", 7999, True)
+    seen = {}
+    monkeypatch.setattr(app, "Backend", lambda *a, **k: toy_backend)
+    monkeypatch.setattr(app, "launch", lambda demo, **kw: seen.update(kw, demo=demo))
+    app.main(["--model", "test-tiny", "--host", "127.0.0.1"])
+    assert seen["share"] is None, "without --share, Gradio decides (GRADIO_SHARE)"
+    assert seen["host"] == "127.0.0.1" and isinstance(seen["demo"], gr.Blocks)
+
+
+def test_unloadable_model_leaves_the_app_up_with_the_fix(toy_backend):
+    backend = Backend("ViT-B-32/openai", "toy", device="cpu",
+                      hierarchies={"toy": toy_backend.hierarchy("toy")})
+    assert not backend.preload()
+    assert "ModelLoadError" in backend.startup_error and "test-tiny" in backend.startup_error
+    assert "test-tiny/none" in [k for _, k in backend.model_choices()], "offer the offline model"
+    demo = load_app().create_demo(backend)
+    banner = next(c for c in demo.config["components"] if c.get("props", {}).get("elem_id") == "cv-banner")
+    assert banner["props"]["visible"] and "test-tiny" in banner["props"]["value"]
+
+
+def test_switching_to_an_unavailable_model_keeps_the_session(indexed):
+    session, uploads, _ = indexed
+    before = session.current
+    with pytest.warns(UserWarning, match="HF_HUB_OFFLINE"):
+        out = uploads.switch_engine("ViT-B-32/openai", "toy", session, noop)
+    assert out[1] == "test-tiny/none" and out[2] == "toy", "the selectors go back"
+    assert "Could not switch" in out[5] and session.current == before
+    assert session.model in ("", "test-tiny/none")
+
+
+def test_switching_vocabulary_resets_the_tree_and_reindexes(toy_backend):
+    from convis.hierarchy import toy_hierarchy
+
+    small = toy_hierarchy({"animal.n.01": ["entity.n.01"], "cat.n.01": ["animal.n.01"]}, vocabulary="mini")
+    backend = Backend("test-tiny", "toy", device="cpu",
+                      hierarchies={"toy": toy_backend.hierarchy("toy"), "mini": small})
+    uploads, session = Uploads(backend), Session()
+    uploads.mark_upload(CAT, session)
+    uploads.index_image(CAT, session, noop)
+    session.synset = "feline.n.01"  # not in "mini": the selection must go
+    _, _, _, tree, picture, status, top, _ = uploads.switch_engine("test-tiny/none", "mini", session, noop)
+    assert tree["vocabulary"] == "mini" and session.entry.key[2] == "mini"
+    assert session.synset in small.ids and isinstance(picture, np.ndarray) and "indexed" in status
+
+
+# ---- the tree ------------------------------------------------------------------------------------
+def test_tree_value_opens_the_root_and_reveals_a_node(toy_backend):
+    h = toy_backend.hierarchy("toy")
+    first = tree_value(h)
+    assert [r["id"] for r in first["roots"]] == ["entity.n.01"] and first["open"] == ["entity.n.01"]
+    value = tree_value(h, "cat.n.01")
+    path = ["entity.n.01", "physical_entity.n.01", "object.n.01", "animal.n.01", "feline.n.01", "cat.n.01"]
+    assert value["selected"] == "cat.n.01" and value["focus"] == "|".join(path)
+    assert value["open"][-1] == "|".join(path[:-1]) and set(value["kids"]) == set(path[:-1])
+    json.dumps(value)  # it travels to the browser as JSON
+
+
+def test_children_are_paged_and_a_deep_target_is_included(toy_backend):
+    h = toy_backend.hierarchy("toy")
+    page = children_page(h, "device.n.01")
+    assert (len(page["items"]), page["total"]) == (PAGE, 130)
+    rest = children_page(h, "device.n.01", offset=PAGE)
+    assert len(rest["items"]) == 30 and rest["items"][0]["id"] == "gadget_100.n.01"
+    grown = children_page(h, "device.n.01", include="gadget_120.n.01")
+    assert grown["items"][-1]["id"] == "gadget_120.n.01"
+
+
+def test_a_two_parent_synset_is_under_both_parents(toy_backend):
+    h = toy_backend.hierarchy("toy")
+    under = {p: [n["id"] for n in children_page(h, p)["items"]] for p in ("animal.n.01", "pet.n.01")}
+    assert all("dog.n.01" in kids for kids in under.values())
+    dog = next(n for n in children_page(h, "pet.n.01")["items"] if n["id"] == "dog.n.01")
+    assert dog["p"] == ["animal.n.01", "pet.n.01"]
+    crumbs = info_html(h, "dog.n.01", ["entity.n.01", "physical_entity.n.01", "object.n.01", "pet.n.01",
+                                       "dog.n.01"])
+    assert 'data-synset="pet.n.01"' in crumbs.split("</nav>")[0], "breadcrumbs follow the route taken"
+
+
+def test_labels_are_escaped(toy_backend):
+    h = toy_backend.hierarchy("toy")
+    html = info_html(h, "jack-o'-lantern.n.01")
+    assert "jack-o&#x27;-lantern" in html and "jack-o'-lantern" not in html
+
+
+def test_fetch_children_rejects_what_is_not_offered(toy_backend):
+    fetch = make_fetch_children(toy_backend.hierarchy)
+    assert fetch({"vocabulary": "toy", "synset": "feline.n.01"})["total"] == 2
+    bad_requests = ({"vocabulary": "wordlist:/etc/passwd", "synset": "x"},
+                    {"vocabulary": "toy", "synset": "nope"})
+    for bad in bad_requests:
+        out = fetch(bad)
+        assert out["items"] == [] and out["error"]
+
+
+# ---- handlers ------------------------------------------------------------------------------------
+def test_upload_shows_a_map_and_top_concepts(toy_backend):
+    uploads, session = Uploads(toy_backend), Session()
+    uploads.mark_upload(CAT, session)
+    _, image, picture, status, top, tree, info = uploads.index_image(CAT, session, noop)
+    assert isinstance(picture, np.ndarray) and picture.shape == (512, 512, 3)
+    assert "cat.jpg" in status and "data-synset" in top and session.synset in info
+    assert tree["selected"] == session.synset, "the top concept is revealed in the tree"
+
+
+def test_each_selection_redraws_from_the_index(indexed):
+    session, _, handlers = indexed
+    pictures = [handlers.select_node(session, event(s))[1] for s in ("feline.n.01", "device.n.01")]
+    assert not np.array_equal(*pictures), "two concepts, two maps"
+    _, tree, picture, info, status = handlers.navigate(session, event("tiger.n.02"))
+    assert tree["selected"] == "tiger.n.02" and "tiger" in info and "no new CLIP pass" in status
+    with pytest.raises(gr.Error, match="did you mean"):
+        handlers.select_node(session, event("tigre.n.02"))
+
+
+def test_search_lists_hits_and_enter_goes_to_the_best(indexed):
+    session, _, handlers = indexed
+    assert 'data-synset="cat.n.01"' in handlers.search("cat", session)
+    assert handlers.search_submit("feline", session)[1]["selected"] == "feline.n.01"
+    with pytest.raises(gr.Error, match="dog.n.01"):
+        handlers.search_submit("dgo.n.01", session)
+
+
+def test_display_options_change_the_picture(indexed):
+    session, _, handlers = indexed
+    handlers.select_node(session, event("animal.n.01"))
+    overlay = handlers.set_view(session, "Overlay", "jet", 0.5, 10, False, 0.5)[1]
+    white = handlers.set_view(session, "White blend (paper)", "jet", 0.5, 10, True, 0.5)[1]
+    assert overlay.shape == white.shape and not np.array_equal(overlay, white)
+    with pytest.raises(gr.Error, match="colormap"):
+        handlers.set_view(session, "Overlay", "rainbow-unicorn", 0.5, 10, False, 0.5)
+
+
+def test_compare_holds_up_to_six_concepts(indexed):
+    session, _, handlers = indexed
+    handlers.select_node(session, event("feline.n.01"))
+    _, control, grid = handlers.compare_children(session)
+    assert sorted(control["value"]) == ["cat.n.01", "tiger.n.02"] and grid.ndim == 3
+    _, control, _ = handlers.set_compare([f"gadget_{i:03d}.n.01" for i in range(9)], session)
+    assert len(control["value"]) == 6
+    assert handlers.compare_clear(session)[2] is None
+
+
+def test_export_writes_png_npy_and_settings(indexed):
+    session, _, handlers = indexed
+    handlers.select_node(session, event("cat.n.01"))
+    png, npy, meta = map(Path, handlers.export(session))
+    assert Image.open(png).format == "PNG"
+    raw = np.load(npy)
+    assert raw.dtype == np.float32 and raw.shape == (session.entry.index.crop.side,) * 2
+    assert 0 <= raw.min() and raw.max() <= 1
+    settings = json.loads(meta.read_text())
+    assert settings["synset"] == "cat.n.01" and settings["model"] == "test-tiny/none"
+    assert settings["grid_config"]["seed"] == 0 and settings["view"]["style"] == "overlay"
+
+
+def test_a_newer_upload_stops_the_running_index(toy_backend):
+    uploads, session = Uploads(toy_backend), Session()
+    session.latest_upload = "second.jpg"  # arrived while the first was queued or running
+    assert uploads.index_image("first.jpg", session, noop)[1:] == (gr.skip(),) * 6
+    image = Image.fromarray(np.full((64, 64, 3), 7, np.uint8))
+    with pytest.raises(Superseded):
+        uploads.ensure_index(image, "first.jpg", session, noop, "first.jpg")
+
+
+def test_api_endpoints(toy_backend):
+    api = Endpoints(toy_backend)
+    assert api.search("fel", 5)[0]["synset"] == "feline.n.01"
+    assert api.explain(CAT, "feline", "white").shape == (512, 512, 3)
+    top = api.top_concepts(CAT, 3)
+    assert len(top) == 3 and {"synset", "score", "gloss"} <= set(top[0])
+    with pytest.raises(gr.Error, match="did you mean"):
+        api.explain(CAT, "felin.n.01")
+
+
+# ---- bad uploads -----------------------------------------------------------------------------------
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that claims a size but holds no pixels: a huge image without the memory."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+def _make(kind: str, folder: Path) -> Path:
+    rng = np.random.default_rng(0)
+    rgb = Image.fromarray(rng.integers(0, 255, (80, 96, 3), dtype=np.uint8))
+    path = folder / {"text": "notes.jpg", "truncated": "cut.jpg", "tiny": "dot.png", "huge": "huge.png",
+                     "cmyk": "cmyk.jpg", "16bit": "deep.png", "gif": "anim.gif", "rgba": "alpha.png"}[kind]
+    if kind == "text":
+        path.write_text("this is not a picture")
+    elif kind == "truncated":
+        path.write_bytes(Path(CAT).read_bytes()[:4000])
+    elif kind == "tiny":
+        Image.new("RGB", (1, 1)).save(path)
+    elif kind == "huge":
+        path.write_bytes(_png_header(30000, 20000))
+    elif kind == "cmyk":
+        rgb.convert("CMYK").save(path)
+    elif kind == "16bit":
+        Image.fromarray((rng.integers(0, 65535, (80, 96))).astype(np.uint16)).save(path)
+    elif kind == "gif":
+        frames = [rgb, rgb.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
+        frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    else:
+        rgb.convert("RGBA").save(path)
+    return path
+
+
+@pytest.mark.parametrize(("kind", "message"), [
+    ("text", "cannot identify image file"), ("truncated", "truncated or corrupt"),
+    ("tiny", "at least 16x16"), ("huge", "pixels; downscale it"),
+])
+def test_bad_uploads_explain_and_keep_the_session(kind, message, indexed, tmp_path):
+    session, uploads, handlers = indexed
+    before, good = session.current, session.image_path
+    path = str(_make(kind, tmp_path))
+    uploads.mark_upload(path, session)
+    with pytest.warns(UserWarning, match="Could not use"):
+        _, image, _, status, *_ = uploads.index_image(path, session, noop)
+    assert message in status and Path(path).name in status and str(tmp_path) not in status
+    assert image == good and session.current == before, "the previous image stays usable"
+    assert isinstance(handlers.select_node(session, event("cat.n.01"))[1], np.ndarray)
+
+
+@pytest.mark.parametrize("kind", ["cmyk", "16bit", "gif", "rgba"])
+def test_odd_but_valid_uploads_are_indexed(kind, toy_backend, tmp_path):
+    uploads, session = Uploads(toy_backend), Session()
+    path = str(_make(kind, tmp_path))
+    uploads.mark_upload(path, session)
+    status = uploads.index_image(path, session, noop)[3]
+    assert "indexed" in status and session.entry is not None and session.entry.display.shape[-1] == 3

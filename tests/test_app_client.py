@@ -1,0 +1,58 @@
+"""The launched app driven through its named API endpoints with `gradio_client` (test-tiny, offline)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.wordnet  # the app_server fixture serves the real "physical" vocabulary
+
+gradio_client = pytest.importorskip("gradio_client")
+CAT = str(Path(__file__).resolve().parents[1] / "assets" / "examples" / "cat.jpg")
+
+
+@pytest.fixture(scope="module")
+def client(app_server):
+    return gradio_client.Client(app_server, verbose=False)
+
+
+def test_named_endpoints_are_published(client):
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/search", "/explain", "/top_concepts"} <= set(api)
+    assert [p["parameter_name"] for p in api["/explain"]["parameters"]] == ["image", "synset", "style"]
+
+
+def test_search(client):
+    hits = client.predict("dog", 5, api_name="/search")
+    assert hits[0]["synset"] == "dog.n.01" and hits[0]["offset"] == "n02084071"
+    assert hits[0]["path"][0] == "entity.n.01" and len(hits) <= 5
+    assert client.predict("n02084071", 1, api_name="/search")[0]["synset"] == "dog.n.01"
+
+
+def test_explain_returns_a_map_picture(client):
+    path = client.predict(gradio_client.handle_file(CAT), "animal.n.01", "overlay", api_name="/explain")
+    picture = np.asarray(Image.open(path))
+    assert picture.shape == (512, 512, 3)
+    other = np.asarray(Image.open(client.predict(gradio_client.handle_file(CAT), "vehicle.n.01", "overlay",
+                                                 api_name="/explain")))
+    assert not np.array_equal(picture, other), "different concepts give different maps"
+
+
+def test_top_concepts_are_ranked(client):
+    top = client.predict(gradio_client.handle_file(CAT), 5, api_name="/top_concepts")
+    assert len(top) == 5 and all({"synset", "score", "gloss"} <= set(t) for t in top)
+    assert [t["score"] for t in top] == sorted((t["score"] for t in top), reverse=True)
+
+
+def test_errors_come_back_as_messages(client, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="did you mean 'dog.n.01'"):
+        client.predict(gradio_client.handle_file(CAT), "dgo.n.01", "overlay", api_name="/explain")
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not an image")
+    with pytest.raises(AppError, match="cannot identify image file"):
+        client.predict(gradio_client.handle_file(str(bad)), 3, api_name="/top_concepts")

@@ -1,0 +1,174 @@
+"""The app in a real browser (Debian Chromium via Playwright): upload, tree, live maps, latency.
+
+Screenshots and the measured click-to-map latency go to test-artifacts/ (gitignored).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.wordnet,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"needs Debian chromium at {CHROMIUM}"),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package")
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CAT = str(ROOT / "assets" / "examples" / "cat.jpg")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+PE = "entity.n.01|physical_entity.n.01"  # tree rows are keyed by their path from the root
+MATTER = PE + "|matter.n.03"
+# In-page timer: from the click event to the `load` of the new map picture.
+LATENCY_PROBE = """() => {
+  window.__clickT = 0; window.__lat = [];
+  document.addEventListener('click', () => { window.__clickT = performance.now(); }, true);
+  const seen = new WeakSet();
+  const hook = () => {
+    const img = document.querySelector('#cv-map img');
+    if (!img || seen.has(img)) return;
+    seen.add(img);
+    img.addEventListener('load', () => {
+      if (window.__clickT) { window.__lat.push(performance.now() - window.__clickT); window.__clickT = 0; }
+    });
+  };
+  new MutationObserver(hook).observe(document.body, {subtree: true, childList: true});
+  hook();
+}"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture()
+def page(browser, app_server):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    page.set_default_timeout(30_000)
+    page.goto(app_server)
+    page.wait_for_selector("#cv-tree li[role=treeitem]")
+    yield page
+    page.close()
+
+
+def row(page, key: str):
+    return page.locator(f'#cv-tree li[data-key="{key}"]')
+
+
+def expand(page, key: str) -> None:
+    """Expand a row by clicking its twisty (collapsing it first if it is open, to test both)."""
+    twisty = row(page, key).locator(":scope > .cvt-row .cvt-twisty")
+    if row(page, key).get_attribute("aria-expanded") == "true":
+        twisty.click()
+        page.wait_for_selector(f'#cv-tree li[data-key^="{key}|"]', state="detached")
+    twisty.click()
+    page.wait_for_selector(f'#cv-tree li[data-key^="{key}|"]')
+    assert row(page, key).get_attribute("aria-expanded") == "true"
+
+
+def upload(page, path: str) -> None:
+    page.set_input_files("#cv-image input[type=file]", path)
+
+
+def map_src(page) -> str | None:
+    img = page.locator("#cv-map img")
+    return img.get_attribute("src") if img.count() else None
+
+
+def select(page, key: str) -> str:
+    """Click a row's label; wait until its map has loaded; return the map's URL."""
+    before = map_src(page)
+    row(page, key).locator(":scope > .cvt-row .cvt-label").click()
+    page.wait_for_function(
+        "s => { const i = document.querySelector('#cv-map img');"
+        " return i && i.getAttribute('src') !== s && i.complete && i.naturalWidth > 0 }", arg=before)
+    assert row(page, key).get_attribute("aria-selected") == "true"
+    return map_src(page)
+
+
+def test_upload_browse_and_live_maps(page):
+    upload(page, CAT)
+    page.wait_for_selector("#cv-map img")
+    page.wait_for_function("() => document.querySelector('#cv-status').innerText.includes('indexed')")
+    expand(page, PE)  # level 1
+    expand(page, MATTER)  # level 2
+    kids = page.locator(f'#cv-tree li[data-key^="{MATTER}|"]')
+    first, second = (kids.nth(i).get_attribute("data-key") for i in (0, 1))
+    page.evaluate(LATENCY_PROBE)
+    src1 = select(page, first)
+    assert first.split("|")[-1] in page.locator("#cv-info").inner_text().replace(" ", "_") + first
+    page.screenshot(path=str(ARTIFACTS / "browser-1-first-concept.png"), full_page=True)
+    src2 = select(page, second)
+    assert src1 != src2, "the map changes with the concept"
+    page.screenshot(path=str(ARTIFACTS / "browser-2-second-concept.png"), full_page=True)
+    for _ in range(3):  # a few more clicks for a steadier latency figure
+        select(page, first)
+        select(page, second)
+    latencies = page.evaluate("window.__lat")
+    report = {"click_to_map_ms": [round(v, 1) for v in latencies],
+              "median_ms": round(statistics.median(latencies), 1),
+              "max_ms": round(max(latencies), 1), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    (ARTIFACTS / "latency.json").write_text(json.dumps(report, indent=2))
+    print("click-to-map latency:", report)
+    assert len(latencies) == 8 and report["median_ms"] < 1500, report
+
+
+def test_keyboard_search_and_breadcrumbs(page):
+    focused = "document.activeElement.dataset.key"
+    row(page, PE).focus()
+    page.keyboard.press("ArrowRight")  # open
+    page.wait_for_selector(f'#cv-tree li[data-key^="{PE}|"]')
+    page.keyboard.press("ArrowDown")  # first child
+    child = page.evaluate(focused)
+    assert child.startswith(PE + "|")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_selector(f'#cv-tree li[data-key^="{child}|"]')
+    page.keyboard.press("Enter")  # select
+    label = child.split("|")[-1].split(".")[0].replace("_", " ")
+    page.wait_for_function(f"() => document.querySelector('#cv-info').innerText.includes('{label}')")
+    page.keyboard.press("ArrowLeft")  # collapse
+    page.wait_for_selector(f'#cv-tree li[data-key^="{child}|"]', state="detached")
+    page.keyboard.press("ArrowLeft")  # up to the parent
+    assert page.evaluate(focused) == PE
+    page.locator("#cv-search input").press_sequentially("tiger", delay=20)
+    page.wait_for_selector('#cv-hits button[data-synset="tiger.n.02"]')
+    best = page.locator("#cv-hits button[data-synset]").first.get_attribute("data-synset")
+    page.locator("#cv-search input").press("Enter")  # goes to the best hit
+    page.locator(f'#cv-tree li[data-id="{best}"][aria-selected="true"]').first.wait_for()
+    page.locator('#cv-hits button[data-synset="tiger.n.02"]').click()  # or any hit
+    selected = page.locator('#cv-tree li[data-id="tiger.n.02"][aria-selected="true"]')
+    selected.first.wait_for()
+    assert selected.first.is_visible(), "the hit is revealed in the tree"
+    page.locator('#cv-info nav button[data-synset="feline.n.01"]').click()  # a breadcrumb
+    page.locator('#cv-tree li[data-id="feline.n.01"][aria-selected="true"]').first.wait_for()
+    assert "feline" in page.locator("#cv-info").inner_text()
+
+
+def test_bad_upload_says_why_and_keeps_the_session(page, tmp_path):
+    upload(page, CAT)
+    page.wait_for_function("() => document.querySelector('#cv-status').innerText.includes('indexed')")
+    bad = tmp_path / "holiday.jpg"
+    bad.write_bytes(b"this is not a picture")
+    upload(page, str(bad))
+    page.wait_for_function("() => document.querySelector('#cv-status').innerText.includes('Could not use')")
+    assert "cannot identify image file" in page.locator("#cv-status").inner_text()
+    expand(page, PE)
+    target = page.locator(f'#cv-tree li[data-key^="{PE}|"]').nth(2).get_attribute("data-key")
+    assert select(page, target), "the earlier image is still explorable"
+    page.set_viewport_size({"width": 420, "height": 900})  # a phone: the picture comes first
+    page.screenshot(path=str(ARTIFACTS / "browser-3-narrow.png"), full_page=True)
+    assert page.locator("#cv-map").bounding_box()["y"] < page.locator("#cv-tree").bounding_box()["y"]
