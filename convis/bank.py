@@ -71,14 +71,28 @@ def _tokenize(texts: list[str], clip: Clip) -> Tensor:
     return clip.tokenizer(texts, context_length=clip.context_length)  # (T, context_length)
 
 
+def _buckets(order: Tensor, lengths: Tensor, batch_size: int, token_budget: int) -> list[Tensor]:
+    """Split length-sorted (longest first) indices into batches of at most `batch_size` texts and
+    `token_budget` padded tokens: long texts go in small batches, short ones in large ones, so
+    little compute is spent on padding."""
+    out, start = [], 0
+    while start < len(order):
+        longest = int(lengths[order[start]])
+        size = max(1, min(batch_size, token_budget // max(longest, 1)))
+        out.append(order[start:start + size])
+        start += size
+    return out
+
+
 def encode_texts_bucketed(texts: list[str], clip: Clip, batch_size: int = 256,
-                          progress: Progress | None = None) -> Tensor:
+                          progress: Progress | None = None, token_budget: int = 2048) -> Tensor:
     """Encode texts in length-sorted batches cut to each batch's longest sequence.
 
     Args:
         texts: raw strings, truncated to the model's context length.
         clip: the model.
-        batch_size: texts per forward.
+        batch_size: most texts per forward.
+        token_budget: most padded tokens per forward (batch size x its longest text).
         progress: called with (done, total) after each batch.
 
     Returns:
@@ -94,16 +108,17 @@ def encode_texts_bucketed(texts: list[str], clip: Clip, batch_size: int = 256,
     lengths = tokens.shape[1] - (tokens != 0).flip(1).int().argmax(1)  # (T,)
     order = torch.argsort(lengths, descending=True, stable=True)  # longest first: peak memory early
     out: Tensor | None = None
+    done = 0
     with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            idx = order[start:start + batch_size]
+        for idx in _buckets(order, lengths, batch_size, token_budget):
             batch = tokens[idx, :int(lengths[idx].max())].to(clip.device)  # (B, L)
             emb = F.normalize(_encode_text_truncated(clip.model, batch).float(), dim=-1)  # (B, D)
             if out is None:
                 out = torch.empty(len(texts), emb.shape[1], device=clip.device)
             out[idx.to(clip.device)] = emb
+            done += len(idx)
             if progress:
-                progress(min(start + batch_size, len(texts)), len(texts))
+                progress(done, len(texts))
     assert out is not None
     return out
 
