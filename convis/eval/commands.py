@@ -1,0 +1,188 @@
+"""The `convis eval` commands: load the engine, run an experiment, print and write its results.
+
+Every command is seeded (`--seed` draws the images, the noise border and the stochastic
+sampler), prints a table (or the summary as JSON with `--json`) and, with `--out DIR`, writes
+`<command>_images.csv` (one row per image or query) and `<command>_summary.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from convis.config import GridConfig, StochasticConfig
+
+
+class _Bar:
+    """tqdm on stderr, fed either by steps (`bar(1)`) or by (done, total) like the engine's callbacks."""
+
+    def __init__(self, total: int, desc: str) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc=desc, unit="it", file=sys.stderr, leave=False)
+
+    def __call__(self, step: int, total: int | None = None) -> None:
+        self.bar.update(step - self.bar.n if total is not None else step)
+
+
+def _engine(args: argparse.Namespace):
+    import torch
+
+    from convis.bank import load_bank
+    from convis.engine import Engine
+    from convis.eval.concepts import load_vocabulary
+    from convis.models import load_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    clip = load_model(args.model, args.pretrained, device=args.device)
+    hierarchy = load_vocabulary(args.vocabulary)
+    bank = load_bank(clip, hierarchy, args.seek, progress=_Bar(len(hierarchy), "encoding concepts"))
+    return Engine(clip, hierarchy, bank)
+
+
+def _maker(args: argparse.Namespace, engine):
+    from convis.eval.methods import MapMaker
+
+    return MapMaker(engine, args.methods, GridConfig(seed=args.seed), StochasticConfig(seed=args.seed),
+                    args.batch_size)
+
+
+def _finish(args: argparse.Namespace, engine, name: str, summary: dict, rows: list, text: str,
+            notes: Sequence[str] = ()) -> int:
+    """Print the table or JSON, the notes on stderr, and write the files."""
+    from convis.eval.report import to_json, write_outputs
+
+    summary = {"command": name, "model": engine.clip.model_id, "vocabulary": engine.hierarchy.vocabulary,
+               "concepts": len(engine.hierarchy), "seed": args.seed, **summary}
+    files = write_outputs(args.out, name, summary, rows)
+    print(to_json(summary) if args.json else text)
+    for line in [*notes, *(f"wrote {f}" for f in files)]:
+        print(line, file=sys.stderr)
+    return 0
+
+
+def _samples(args: argparse.Namespace):
+    from convis.eval import datasets
+
+    if args.layout == "cub":
+        return datasets.read_cub(args.data, getattr(args, "split", "all"))
+    if args.layout == "imagenet":
+        return datasets.read_imagenet(args.data, getattr(args, "boxes", None))
+    return datasets.read_folder(args.data)
+
+
+def _concept_of(args: argparse.Namespace, engine, samples) -> tuple[Callable, list[str]]:
+    """The synset per image: --concept for all, bird.n.01 for CUB, else each class folder's synset."""
+    from convis.eval.concepts import resolve_classes
+
+    if args.concept or args.layout == "cub":
+        name = engine.hierarchy.resolve(args.concept or "bird.n.01")
+        return (lambda s: name), []
+    if args.layout == "folder":
+        raise ValueError("--layout folder needs --concept")
+    res = resolve_classes({s.label for s in samples}, engine.hierarchy, None, args.fallback)
+    return (lambda s: res.queries.get(s.label)), res.notes()
+
+
+def cmd_wsol(args: argparse.Namespace) -> int:
+    from convis.eval.datasets import draw
+    from convis.eval.report import method_table
+    from convis.eval.wsol import run_wsol
+
+    engine = _engine(args)
+    samples = draw(_samples(args), args.num_images, args.seed)
+    concept_of, notes = _concept_of(args, engine, samples)
+    summary, rows = run_wsol(samples, _maker(args, engine), concept_of, _Bar(len(samples), "wsol"))
+    text = method_table(summary, [("maxboxacc", "MaxBoxAcc"), ("maxboxacc_v2", "MaxBoxAccV2"),
+                                  ("best_threshold", "tau*")])
+    scored = f"{summary['images']} images scored, {summary['skipped']} skipped (no box inside the crop)"
+    notes = [*notes, scored]
+    return _finish(args, engine, "wsol", summary, rows, text, notes)
+
+
+def cmd_pointing(args: argparse.Namespace) -> int:
+    from convis.eval import datasets
+    from convis.eval.concepts import load_mapping, resolve_classes
+    from convis.eval.pointing import run_pointing
+    from convis.eval.report import method_table
+
+    if bool(args.voc) == bool(args.coco):
+        raise ValueError("give exactly one of --voc ROOT or --coco FILE.json (with --images DIR)")
+    if args.coco and not args.images:
+        raise ValueError("--coco needs --images DIR")
+    if args.voc:
+        samples = datasets.read_voc(args.voc, args.split)
+    else:
+        samples = datasets.read_coco(args.coco, args.images)
+    samples = datasets.draw(samples, args.num_images, args.seed)
+    engine = _engine(args)
+    mapping = load_mapping(args.mapping or ("voc" if args.voc else "coco"))
+    classes = {n for s in samples for n, _ in s.objects}
+    res = resolve_classes(classes, engine.hierarchy, mapping, args.fallback)
+    bar = _Bar(len(samples), "pointing")
+    summary, rows = run_pointing(samples, res, _maker(args, engine), args.tolerance, bar)
+    summary["classes"] = res.to_dict()
+    text = method_table(summary, [("all", "all"), ("difficult", "difficult"), ("class_mean", "class mean")])
+    return _finish(args, engine, "pointing", summary, rows, text, res.notes())
+
+
+def cmd_ood(args: argparse.Namespace) -> int:
+    import torch
+
+    from convis.eval import ood
+    from convis.eval.datasets import read_imagenet
+    from convis.eval.report import table
+
+    splits = list(ood.SPLITS) if args.splits == "all" else args.splits.split(",")
+    engine = _engine(args)
+    samples = read_imagenet(args.data)
+    if args.max_per_class:
+        counts: dict[str, int] = {}
+        samples = [s for s in samples if counts.setdefault(s.label, 0) < args.max_per_class
+                   and not counts.__setitem__(s.label, counts[s.label] + 1)]
+    parts = {sp: ood.split_samples(samples, sp) for sp in splits}
+    needed = list(dict.fromkeys(s for a, b in parts.values() for s in a + b))
+    emb = ood.image_embeddings(engine, needed, args.batch_size, _Bar(len(needed), "embedding"))
+    row_of = {s: i for i, s in enumerate(needed)}
+    results, rows = {}, []
+    for sp, (ins, outs) in parts.items():
+        if not ins or not outs:
+            results[sp] = {"error": f"no images for {'ID' if not ins else 'OOD'} classes of {sp}"}
+            continue
+        pick = lambda ss: emb[torch.tensor([row_of[s] for s in ss])]  # noqa: E731
+        results[sp] = ood.evaluate_split(engine, sp, pick(ins), pick(outs))
+        rows += [[sp, n, results[sp][n]["auroc"], results[sp][n]["fpr95"]] for n in ood.SCORES]
+    text = table(rows, ["split", "score", "AUROC", "FPR95"])
+    records = [dict(zip(("split", "score", "auroc", "fpr95"), r)) for r in rows]
+    return _finish(args, engine, "ood", {"splits": results}, records, text)
+
+
+def cmd_faithfulness(args: argparse.Namespace) -> int:
+    from convis.eval.datasets import draw
+    from convis.eval.faithfulness import run_faithfulness
+    from convis.eval.report import method_table
+
+    engine = _engine(args)
+    samples = draw(_samples(args), args.num_images, args.seed)
+    concept_of, notes = _concept_of(args, engine, samples)
+    summary, rows = run_faithfulness(samples, _maker(args, engine), concept_of, args.steps,
+                                     _Bar(len(samples), "faithfulness"))
+    columns = [("deletion_auc", "deletion AUC (low)"), ("insertion_auc", "insertion AUC (high)")]
+    text = method_table(summary, columns, percent=False)
+    return _finish(args, engine, "faithfulness", summary, rows, text, notes)
+
+
+def cmd_synthetic(args: argparse.Namespace) -> int:
+    from convis.eval.report import method_table
+    from convis.eval.shapes import benchmark_scenes
+    from convis.eval.synthetic import run_synthetic
+
+    engine = _engine(args)
+    scenes = benchmark_scenes(args.num_scenes, args.seed)
+    summary, rows = run_synthetic(scenes, _maker(args, engine), args.tolerance, _Bar(len(scenes), "scenes"))
+    text = method_table(summary, [("pointing", "pointing"), ("pointing_distractor", "w/ distractor"),
+                                  ("pointing_hypernym", "hypernym"), ("maxboxacc", "MaxBoxAcc"),
+                                  ("maxboxacc_v2", "MaxBoxAccV2"), ("seconds_per_scene", "s/scene")])
+    return _finish(args, engine, "synthetic", summary, rows, text)

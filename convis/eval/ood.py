@@ -1,0 +1,107 @@
+"""The paper's OOD experiment: do WordNet glosses (and the hierarchy) work as prompts?
+
+Each split pairs an in-distribution synset with an OOD one; an ImageNet class belongs to a side
+when that synset is among its WordNet hypernyms (full WordNet, so the counts match the paper's:
+garment 26 vs furniture 22, ...). Whole images are embedded with standard CLIP preprocessing
+(resize the short side to S, centre crop). Scores for the ID synset s, low = OOD:
+
+* ``naive``: cosine to the gloss of s;
+* ``hierarchy``: max cosine over the glosses of the leaves of hypo*(s) inside the vocabulary;
+* ``lemmas``: max cosine over every lemma name of every synset of hypo*(s).
+
+Metrics treat OOD as the positive class: AUROC and the FPR at 95 % TPR of the negated score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from convis.bank import encode_texts_bucketed
+from convis.engine import Engine
+from convis.eval.datasets import Sample
+from convis.eval.metrics import auroc, fpr_at_tpr
+from convis.image import load_image
+
+SPLITS: dict[str, tuple[str, str]] = {
+    "garment-furniture": ("garment.n.01", "furniture.n.01"),
+    "bird-hunting_dog": ("bird.n.01", "hunting_dog.n.01"),
+    "spider-butterfly": ("spider.n.01", "butterfly.n.01"),
+    "ungulate-bear": ("ungulate.n.01", "bear.n.01"),
+    "edible_fruit-musical_instrument": ("edible_fruit.n.01", "musical_instrument.n.01"),
+    "aircraft-vessel": ("aircraft.n.01", "vessel.n.02"),
+}
+SCORES = ("naive", "hierarchy", "lemmas")
+
+
+def class_ancestors(labels: Sequence[str]) -> dict[str, set[str]]:
+    """Folder label (WordNet id "n01530575" or synset name) -> names of it and all its hypernyms."""
+    from convis.eval.concepts import to_synset_name
+    from convis.wordnet import wordnet_reader
+
+    wn, out = wordnet_reader(), {}
+    for label in set(labels):
+        name = to_synset_name(label)
+        s = wn.synset(name) if name else None
+        out[label] = {a.name() for path in s.hypernym_paths() for a in path} if s else set()
+    return out
+
+
+def split_samples(samples: Sequence[Sample], split: str) -> tuple[list[Sample], list[Sample]]:
+    """(in-distribution, OOD) images of a named split, by their class folder."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+    id_syn, ood_syn = SPLITS[split]
+    anc = class_ancestors([s.label for s in samples])
+    return [s for s in samples if id_syn in anc[s.label]], [s for s in samples if ood_syn in anc[s.label]]
+
+
+def image_embeddings(engine: Engine, samples: Sequence[Sample], batch_size: int = 32,
+                     progress: Callable[[int], None] | None = None) -> torch.Tensor:
+    """(N, D) unit image embeddings with standard CLIP preprocessing."""
+    from torchvision import transforms
+
+    clip = engine.clip
+    prep = transforms.Compose([
+        transforms.Resize(clip.image_size, interpolation=transforms.InterpolationMode.BICUBIC),
+        transforms.CenterCrop(clip.image_size), transforms.ToTensor(),
+        transforms.Normalize(clip.mean, clip.std),
+    ])
+    parts = []
+    for start in range(0, len(samples), batch_size):
+        batch = samples[start:start + batch_size]
+        parts.append(clip.encode_image(torch.stack([prep(load_image(s.path)) for s in batch])).cpu())
+        if progress:
+            progress(len(batch))
+    return torch.cat(parts) if parts else torch.zeros(0, engine.bank.embeddings.shape[1])
+
+
+def concept_scores(engine: Engine, embeddings: torch.Tensor, synset: str) -> dict[str, np.ndarray]:
+    """{score name: (N,) similarity} of images to an in-distribution synset (high = in distribution)."""
+    hier, bank = engine.hierarchy, engine.bank.embeddings.float().cpu()
+    sub = hier.subtree(synset)
+    leaves = [i for i in sub if not hier.child_index[i]]
+    lemmas = sorted({lem.replace("_", " ") for i in sub for lem in hier.lemmas(int(i))})
+    lemma_emb = encode_texts_bucketed(lemmas, engine.clip).float().cpu()  # (L, D)
+    e = embeddings.float()
+    return {
+        "naive": (e @ bank[hier.index(synset)]).numpy(),
+        "hierarchy": (e @ bank[leaves].T).amax(dim=1).numpy(),
+        "lemmas": (e @ lemma_emb.T).amax(dim=1).numpy(),
+    }
+
+
+def evaluate_split(engine: Engine, split: str, id_emb: torch.Tensor, ood_emb: torch.Tensor) -> dict:
+    """AUROC and FPR95 of every score for one split, OOD as positive."""
+    id_syn = SPLITS[split][0]
+    if id_syn not in engine.hierarchy:
+        raise ValueError(f"{id_syn} is not in vocabulary {engine.hierarchy.vocabulary!r}; "
+                         "use physical or nouns")
+    scores = concept_scores(engine, torch.cat([id_emb, ood_emb]), id_syn)
+    is_ood = np.r_[np.zeros(len(id_emb), bool), np.ones(len(ood_emb), bool)]
+    out = {"id": id_syn, "ood": SPLITS[split][1], "id_images": len(id_emb), "ood_images": len(ood_emb)}
+    for name in SCORES:
+        out[name] = {"auroc": auroc(-scores[name], is_ood), "fpr95": fpr_at_tpr(-scores[name], is_ood)}
+    return out
