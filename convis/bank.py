@@ -41,7 +41,7 @@ class Bank:
 
 def _truncatable(model: nn.Module) -> bool:
     """Only open_clip's own CLIP.encode_text with a causal mask and a pooled token that sees no
-    padding is mirrored by `_encode_text_truncated`; anything else takes the padded path."""
+    padding is mirrored by `encode_text_truncated`; anything else takes the padded path."""
     from open_clip.model import CLIP
 
     return (type(model).encode_text is CLIP.encode_text
@@ -49,8 +49,12 @@ def _truncatable(model: nn.Module) -> bool:
             and getattr(model, "text_pool_type", None) in ("argmax", "eos", "first"))
 
 
-def _encode_text_truncated(model: nn.Module, text: Tensor) -> Tensor:
-    """open_clip 3.3.0 `CLIP.encode_text` for (N, L) tokens with L < context length; unnormalised."""
+def encode_text_truncated(model: nn.Module, text: Tensor) -> Tensor:
+    """open_clip 3.3.0 `CLIP.encode_text` for (N, L) tokens with L < context length; unnormalised.
+
+    Public because the synthetic model's training script encodes its texts the same way.
+    Only valid where `_truncatable(model)` holds (a causal tower pooled at a real token).
+    """
     from open_clip.transformer import text_global_pool
 
     n_ctx = text.shape[1]
@@ -112,7 +116,7 @@ def encode_texts_bucketed(texts: list[str], clip: Clip, batch_size: int = 256,
     with torch.inference_mode():
         for idx in _buckets(order, lengths, batch_size, token_budget):
             batch = tokens[idx, :int(lengths[idx].max())].to(clip.device)  # (B, L)
-            emb = F.normalize(_encode_text_truncated(clip.model, batch).float(), dim=-1)  # (B, D)
+            emb = F.normalize(encode_text_truncated(clip.model, batch).float(), dim=-1)  # (B, D)
             if out is None:
                 out = torch.empty(len(texts), emb.shape[1], device=clip.device)
             out[idx.to(clip.device)] = emb

@@ -36,7 +36,7 @@ class _Bar:
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="ViT-B-32", help="open_clip arch, arch/tag, hf-hub:org/repo, test-tiny")
     p.add_argument("--pretrained", default="openai", help="weights tag, checkpoint file, or 'none' (random)")
-    p.add_argument("--vocabulary", default="physical", help="physical | wordlist:PATH | nouns")
+    p.add_argument("--vocabulary", default="physical", help="physical | nouns | wordlist:PATH | synsets:PATH | synthetic-shapes")
     p.add_argument("--seek", default="definitions", choices=("definitions", "lemmas"))
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise border")

@@ -44,7 +44,7 @@ class Engine:
         Args:
             model: open_clip architecture, "arch/tag", "hf-hub:org/repo", or "test-tiny".
             pretrained: weights tag, checkpoint path, or "none" for a seeded random init.
-            vocabulary: "physical", "wordlist:PATH" or "nouns".
+            vocabulary: "physical", "nouns", "wordlist:PATH", "synsets:PATH" or "synthetic-shapes".
             seek: embed each concept's "definitions" (gloss, the paper) or "lemmas".
             progress: (done, total) callback while the bank is encoded.
         """

@@ -25,7 +25,9 @@ _log = logging.getLogger(__name__)
 __all__ = ["VOCABULARIES", "WordNetUnavailableError", "build_hierarchy", "cache_root", "load_hierarchy",
            "wordnet_reader"]
 
-VOCABULARIES = ("physical", "wordlist:PATH", "nouns")
+VOCABULARIES = ("physical", "wordlist:PATH", "synsets:PATH", "nouns", "synthetic-shapes")
+# Named synset lists that ship with the package (the synthetic world's figures and textures).
+_BUILTIN = {"synthetic-shapes": Path(__file__).resolve().parent / "data" / "synthetic-shapes.txt"}
 
 
 def _semcor_counts(wn: Any) -> dict[str, int]:
@@ -85,30 +87,73 @@ def _nouns(wn: Any) -> dict[Any, list[Any]]:
     return {s: s.hypernyms() + s.instance_hypernyms() for s in wn.all_synsets("n")}
 
 
-def _resolve_vocabulary(vocabulary: str) -> tuple[str, Path | None]:
-    """(stored name, word-list path or None); a word list is named "wordlist:<basename>@<sha1[:10]>"."""
+def _resolve_vocabulary(vocabulary: str) -> tuple[str, Path | None, str]:
+    """(stored name, list file or None, cache key). Lists are keyed by a hash of their content,
+    so an edited list is rebuilt: "wordlist:<basename>@<sha1[:10]>", "synthetic-shapes@<sha1[:10]>"."""
     if vocabulary in ("physical", "nouns"):
-        return vocabulary, None
-    if not vocabulary.startswith("wordlist:"):
+        return vocabulary, None, vocabulary
+    if vocabulary in _BUILTIN:
+        path = _BUILTIN[vocabulary]
+        return vocabulary, path, f"{vocabulary}@{hashlib.sha1(path.read_bytes()).hexdigest()[:10]}"
+    kind, sep, rest = vocabulary.partition(":")
+    if not sep or kind not in ("wordlist", "synsets"):
         choices = ", ".join(map(repr, VOCABULARIES))
         raise ValueError(f"unknown vocabulary {vocabulary!r}; choose one of {choices}")
-    path = Path(vocabulary.split(":", 1)[1]).expanduser()
+    path = Path(rest).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"word list {str(path)!r} (vocabulary {vocabulary!r}) does not exist; "
-                                "give a UTF-8 text file with one noun per line")
-    # The content hash keys the caches, so an edited list is rebuilt.
-    return f"wordlist:{path.name}@{hashlib.sha1(path.read_bytes()).hexdigest()[:10]}", path
+        what = "one noun per line" if kind == "wordlist" else "one synset name (dog.n.01) per line, # comments"
+        raise FileNotFoundError(f"{kind} file {str(path)!r} (vocabulary {vocabulary!r}) does not exist; "
+                                f"give a UTF-8 text file with {what}")
+    name = f"{kind}:{path.name}@{hashlib.sha1(path.read_bytes()).hexdigest()[:10]}"
+    return name, path, name
+
+
+def read_synset_list(path: Path) -> list[str]:
+    """Synset names of a list file: one per line, `#` starts a comment, blank lines skipped."""
+    lines = (ln.split("#")[0].strip() for ln in path.read_text(encoding="utf-8-sig").splitlines())
+    return [ln for ln in lines if ln]
+
+
+def _synsets(wn: Any, path: Path) -> dict[Any, list[Any]]:
+    """The listed synsets closed under hypernyms() (instances have none: they are refused)."""
+    from nltk.corpus.reader.wordnet import WordNetError
+
+    start = []
+    for name in read_synset_list(path):
+        try:
+            s = wn.synset(name)
+        except (WordNetError, ValueError):
+            lemma = name.split(".")[0]
+            near = [x.name() for x in wn.synsets(lemma, pos="n")][:3]
+            hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
+            raise ValueError(f"{path.name}: unknown synset {name!r}{hint}") from None
+        if s.pos() != "n" or not (s.hypernyms() or s.name() == "entity.n.01"):
+            raise ValueError(f"{path.name}: {name!r} is not a noun class under entity.n.01 (an instance "
+                             "or another part of speech); list its class instead")
+        start.append(s)
+    parents: dict[Any, list[Any]] = {}  # filled depth-first: the same order on every run
+    stack = start[::-1]
+    while stack:
+        s = stack.pop()
+        if s not in parents:
+            parents[s] = s.hypernyms()
+            stack.extend(parents[s])
+    return parents
 
 
 def build_hierarchy(vocabulary: str = "physical") -> Hierarchy:
     """Build a vocabulary from WordNet (slow: seconds; use `load_hierarchy` for the cached one).
 
     Args:
-        vocabulary: "physical" (default), "nouns" (all 82,115 noun synsets) or "wordlist:PATH".
+        vocabulary: "physical" (default), "nouns" (all 82,115 noun synsets), "wordlist:PATH" (the
+            paper's rule: every noun sense of every word, with its hypernyms), "synsets:PATH" (the
+            listed synsets with their hypernyms) or "synthetic-shapes" (the synthetic world).
     """
-    name, path = _resolve_vocabulary(vocabulary)
+    name, path, _ = _resolve_vocabulary(vocabulary)
     wn = wordnet_reader()
-    if path is not None:
+    if path is not None and not name.startswith("wordlist:"):
+        parents = _synsets(wn, path)
+    elif path is not None:
         words = [w.strip() for w in path.read_text(encoding="utf-8-sig").splitlines() if w.strip()]
         parents = _wordlist(wn, words)
         if not parents:
@@ -128,18 +173,18 @@ _LOADED: dict[tuple[str, str], Hierarchy] = {}  # in-process cache: (stored name
 def load_hierarchy(vocabulary: str = "physical", cache_dir: Path | None = None) -> Hierarchy:
     """The vocabulary's hierarchy, from memory, else from `<cache>/hierarchy/`, else built.
 
-    A disk hit does not touch nltk. Word lists are keyed by a hash of their content.
+    A disk hit does not touch nltk. List files are keyed by a hash of their content.
 
     Args:
         vocabulary: see `build_hierarchy`.
         cache_dir: convis cache root; defaults to `cache_root()`.
     """
-    name = _resolve_vocabulary(vocabulary)[0]
+    cache_key = _resolve_vocabulary(vocabulary)[2]
     folder = Path(cache_dir or cache_root()).expanduser() / "hierarchy"
-    key = (name, str(folder))
+    key = (cache_key, str(folder))
     if key in _LOADED:
         return _LOADED[key]
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", cache_key)
     # The WordNet version is only known after loading nltk, so match it with a glob.
     found = sorted(folder.glob(f"{glob.escape(safe)}-wn*.json.gz"), key=lambda p: p.stat().st_mtime)
     if found:

@@ -1,15 +1,17 @@
 """Train the tiny `synthetic-shapes` CLIP on windows of the synthetic world (convis/eval/shapes.py).
 
-    HF_HUB_OFFLINE=1 python scripts/train_synthetic.py            # ~6 min on 2 CPU cores, seeded
+    HF_HUB_OFFLINE=1 python scripts/train_synthetic.py     # seeded; 548 s on a shared 2-core CPU
 
 Training pairs are windows cut exactly as ConVis cuts them (squares of side 64 or 128 of a
 noise-padded 224 x 224 scene, resized to the model's input), so the windows the benchmark
 ranks look like training images. A window's text is the WordNet gloss (and, in a second loss
 term, the lemma string) of the figure it shows; windows without a whole figure show the
-scene's texture (`background.n.02`, `stripe.n.05`, ...) or the `noise.n.03` border, in proportion to their area. A figure
-that is only partly inside gets a partial weight. The loss is CLIP's image-to-text InfoNCE
-against the texts of every concept of the vocabulary (soft targets), so each window learns to
-rank its own concept first among all of T, which is what ConVis reads.
+scene's texture (`background.n.02`, `stripe.n.05`, ...) or the `noise.n.03` border, in
+proportion to their area. A figure that is only partly inside gets a partial weight. The loss
+is CLIP's image-to-text InfoNCE against the texts of every concept of the vocabulary (soft
+targets), so each window learns to rank its own concept first among all of T, which is what
+ConVis reads. The first quarter of the steps shows one figure per scene, mostly whole: without
+that the model settles on "background or noise" for every window.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from convis.bank import _encode_text_truncated, bank_texts  # the engine's exact cut-padding forward
+from convis.bank import encode_text_truncated, bank_texts  # the engine's exact cut-padding forward
 from convis.eval import shapes
 from convis.windows import crop_windows, pad_with_noise
 
@@ -85,7 +87,8 @@ def make_batch(rng: np.random.Generator, scenes: int, per_scene: int, spec: dict
     for _ in range(scenes):
         scene = shapes.random_scene(rng, objects=(1, 1) if easy else (0, 3))
         padded = noise[rng.integers(len(noise))].clone()  # noise borders are drawn once: cheap
-        padded[:, PAD:PAD + shapes.SIZE, PAD:PAD + shapes.SIZE] = torch.from_numpy(scene.image).permute(2, 0, 1) / 255.0
+        centre = np.s_[:, PAD:PAD + shapes.SIZE, PAD:PAD + shapes.SIZE]
+        padded[centre] = torch.from_numpy(scene.image).permute(2, 0, 1) / 255.0
         boxes = sample_windows(rng, scene, per_scene, 0.9 if easy else 0.7)
         xs.append(crop_windows(padded, boxes, spec["size"], spec["mean"], spec["std"]))
         ys.append(torch.from_numpy(window_targets(scene, boxes, column, t)))
@@ -99,7 +102,8 @@ class WindowPool:
     def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
         self.x, self.y = x, y  # (P, 3, S, S), (P, T)
 
-    def swap(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def swap(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator,
+             ) -> tuple[torch.Tensor, torch.Tensor]:
         """Take len(x) random windows out and put the new ones in their slots (no big copies)."""
         slots = torch.randperm(len(self.x), generator=gen)[: len(x)]
         out = self.x[slots], self.y[slots]  # advanced indexing copies
@@ -142,8 +146,8 @@ def main() -> None:
 
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "embedding" in n]
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=args.lr, betas=(0.9, 0.98))
+    groups = [{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.98))
     warm = 50
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / args.steps))))
@@ -152,15 +156,16 @@ def main() -> None:
     both = both[:, : int((both != 0).sum(1).max())]  # (2T, L): cut the padding, as the bank does
 
     def texts() -> tuple[torch.Tensor, torch.Tensor]:
-        emb = F.normalize(_encode_text_truncated(model, both), dim=-1)  # exact for a causal tower
+        emb = F.normalize(encode_text_truncated(model, both), dim=-1)  # exact for a causal tower
         return emb[: len(glosses)], emb[len(glosses):]
 
     gen = torch.Generator().manual_seed(args.seed)
-    pool = WindowPool(*make_batch(rng, args.scenes * args.pool, args.windows, spec, column, len(hier), noise, True))
+    t = len(hier)
+    pool = WindowPool(*make_batch(rng, args.scenes * args.pool, args.windows, spec, column, t, noise, True))
     for step in range(1, args.steps + 1):
         model.train()
         easy = step <= args.steps * args.easy
-        x, y = pool.swap(*make_batch(rng, args.scenes, args.windows, spec, column, len(hier), noise, easy), gen)
+        x, y = pool.swap(*make_batch(rng, args.scenes, args.windows, spec, column, t, noise, easy), gen)
         img = F.normalize(model.encode_image(x), dim=-1)  # (B, D)
         tg, tl = texts()
         scale = model.logit_scale.exp().clamp(max=100.0)
@@ -178,7 +183,8 @@ def main() -> None:
             figure = clear & ~torch.isin(val_y.argmax(1), plain)  # windows that show one figure
             ok = pred == val_y.argmax(1)
             print(f"step {step:4d}  loss {loss.item():.3f}  held-out top-1 {ok[clear].float().mean():.3f} "
-                  f"(figures {ok[figure].float().mean():.3f})  {time.perf_counter() - start:.0f} s", flush=True)
+                  f"(figures {ok[figure].float().mean():.3f})  {time.perf_counter() - start:.0f} s",
+                  flush=True)
     save(model, glosses, lemmas, args, time.perf_counter() - start)
 
 
@@ -192,7 +198,8 @@ def save(model: torch.nn.Module, glosses: torch.Tensor, lemmas: torch.Tensor, ar
     keep[used] = True
     state["token_embedding.weight"][~keep] = 0
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"arch": ARCH, "script": "scripts/train_synthetic.py", "seed": str(args.seed), "steps": str(args.steps),
+    meta = {"arch": ARCH, "script": "scripts/train_synthetic.py", "seed": str(args.seed),
+            "steps": str(args.steps),
             "batch": str(args.scenes * args.windows), "train_seconds": f"{seconds:.0f}",
             "torch": torch.__version__, "open_clip": open_clip.__version__}
     save_file(state, str(args.out), metadata=meta)

@@ -80,7 +80,7 @@ def test_bucketed_keeps_order(tiny_clip):
 
 def test_untruncatable_model_falls_back_to_padded(tiny_clip, monkeypatch):
     monkeypatch.setattr(bank_mod, "_truncatable", lambda model: False)
-    monkeypatch.setattr(bank_mod, "_encode_text_truncated", None)  # would fail if called
+    monkeypatch.setattr(bank_mod, "encode_text_truncated", None)  # would fail if called
     texts = _texts()[:10]
     torch.testing.assert_close(encode_texts_bucketed(texts, tiny_clip), encode_texts_padded(texts, tiny_clip))
 

@@ -97,7 +97,8 @@ def test_pointing_coco(tmp_path, vocab, capsys):
             "categories": [{"id": 18, "name": "dog"}, {"id": 88, "name": "teddy bear"}]}
     (tmp_path / "ann.json").write_text(json.dumps(data))
     _image(tmp_path / "img" / "a.jpg", size=(100, 80))
-    summary = run(["eval", "pointing", "--coco", str(tmp_path / "ann.json"), "--images", str(tmp_path / "img"),
+    coco = ["--coco", str(tmp_path / "ann.json"), "--images", str(tmp_path / "img")]
+    summary = run(["eval", "pointing", *coco,
                    "--json", *TINY, *vocab], capsys)
     assert summary["pairs"] == 1 and summary["classes"]["missing"] == ["teddy bear"]
 

@@ -9,8 +9,10 @@ from PIL import Image
 from convis.eval import datasets
 
 VOC_XML = """<annotation><filename>{name}.jpg</filename>
-<object><name>dog</name><difficult>0</difficult><bndbox><xmin>11</xmin><ymin>21</ymin><xmax>50</xmax><ymax>60</ymax></bndbox></object>
-<object><name>cat</name><difficult>1</difficult><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>10</xmax><ymax>10</ymax></bndbox></object>
+<object><name>dog</name><difficult>0</difficult>
+  <bndbox><xmin>11</xmin><ymin>21</ymin><xmax>50</xmax><ymax>60</ymax></bndbox></object>
+<object><name>cat</name><difficult>1</difficult>
+  <bndbox><xmin>1</xmin><ymin>1</ymin><xmax>10</xmax><ymax>10</ymax></bndbox></object>
 </annotation>"""
 
 
@@ -86,7 +88,8 @@ def test_read_imagenet_with_xml_and_csv_boxes(tmp_path):
     samples = datasets.read_imagenet(tmp_path / "val", tmp_path / "boxes")
     assert len(samples) == 4 and samples[0].label == "n01530575"
     assert samples[0].boxes() == [(11.0, 21.0, 51.0, 61.0)]  # own class only; ImageNet boxes are 0-based
-    (tmp_path / "loc.csv").write_text(f"ImageId,PredictionString\n{stems[2]},n02085620 1 2 30 40 n02085620 5 5 9 9 \n")
+    row = f"{stems[2]},n02085620 1 2 30 40 n02085620 5 5 9 9 \n"
+    (tmp_path / "loc.csv").write_text("ImageId,PredictionString\n" + row)
     samples = datasets.read_imagenet(tmp_path / "val", tmp_path / "loc.csv")
     assert samples[2].boxes() == [(1.0, 2.0, 30.0, 40.0), (5.0, 5.0, 9.0, 9.0)]
     assert datasets.read_imagenet(tmp_path / "val")[0].objects == ()
@@ -98,3 +101,9 @@ def test_draw_is_seeded_and_keeps_file_order(tmp_path):
     assert a == b and len(a) == 4
     assert [int(s.image_id) for s in a] == sorted(int(s.image_id) for s in a)
     assert datasets.draw(samples, None, 0) == samples and datasets.draw(samples, 99, 0) == samples
+
+
+def test_first_per_class(tmp_path):
+    make_imagenet(tmp_path / "val", per_class=3)
+    got = datasets.first_per_class(datasets.read_imagenet(tmp_path / "val"), 2)
+    assert [s.label for s in got] == ["n01530575"] * 2 + ["n02085620"] * 2

@@ -1,6 +1,7 @@
 """The synthetic world and its benchmark: seeded scenes, exact boxes, and the committed model's target."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from convis.hierarchy import toy_hierarchy
 from convis.models import DEFAULT_PRETRAINED
 
 WEIGHTS = DEFAULT_PRETRAINED["synthetic-shapes"]
-needs_weights = pytest.mark.skipif(not __import__("os").path.isfile(WEIGHTS), reason="no synthetic-shapes weights")
+needs_weights = pytest.mark.skipif(not os.path.isfile(WEIGHTS), reason="no synthetic-shapes weights")
 
 
 def test_scenes_are_seeded_with_exact_boxes():

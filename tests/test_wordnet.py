@@ -142,10 +142,47 @@ def test_disk_cache_round_trip_skips_nltk(wn, monkeypatch):
 
 
 def test_unknown_vocabulary_lists_the_choices():
-    with pytest.raises(ValueError, match="'physical', 'wordlist:PATH', 'nouns'"):
+    with pytest.raises(ValueError, match="'physical', 'wordlist:PATH', 'synsets:PATH', 'nouns'"):
         load_hierarchy("animals")
 
 
 def test_missing_wordlist_file_is_a_clear_error():
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_hierarchy(f"wordlist:{TEST_CACHE / 'no-such-list.txt'}")
+
+
+@pytest.mark.wordnet
+def test_synset_list_is_closed_under_hypernyms(wn, tmp_path):
+    listed = TEST_CACHE / "synsets-ok.txt"
+    listed.parent.mkdir(parents=True, exist_ok=True)
+    listed.write_text("# two dogs and a cat\ndog.n.01\ncorgi.n.01  # a breed\n\ncat.n.01\n")
+    h = build_hierarchy(f"synsets:{listed}")
+    assert h.vocabulary.startswith("synsets:synsets-ok.txt@") and h.roots == ["entity.n.01"]
+    assert {"dog.n.01", "corgi.n.01", "cat.n.01", "canine.n.02", "animal.n.01"} <= set(h.ids)
+    assert "poodle.n.01" not in h.ids  # only what is listed, plus its hypernyms
+    assert "corgi.n.01" in {h.ids[i] for i in h.subtree("dog.n.01")}
+    assert build_hierarchy(f"synsets:{listed}").to_json() == h.to_json()  # same order every run
+
+
+@pytest.mark.wordnet
+def test_synset_list_errors_name_the_fix(wn):
+    bad = TEST_CACHE / "synsets-bad.txt"
+    bad.parent.mkdir(parents=True, exist_ok=True)
+    bad.write_text("dog.n.01\ndgo.n.01\n")
+    with pytest.raises(ValueError, match=r"unknown synset 'dgo.n.01'"):
+        build_hierarchy(f"synsets:{bad}")
+    bad.write_text("cat.n.99\n")
+    with pytest.raises(ValueError, match=r"did you mean 'cat.n.01'"):
+        build_hierarchy(f"synsets:{bad}")
+    bad.write_text("einstein.n.01\n")  # an instance: no hypernyms(), no class path to entity
+    with pytest.raises(ValueError, match="instance"):
+        build_hierarchy(f"synsets:{bad}")
+    with pytest.raises(FileNotFoundError, match="one synset name"):
+        load_hierarchy(f"synsets:{TEST_CACHE / 'no-such-list.txt'}")
+
+
+@pytest.mark.wordnet
+def test_builtin_synthetic_vocabulary(wn):
+    h = load_hierarchy("synthetic-shapes", TEST_CACHE)
+    assert h.vocabulary == "synthetic-shapes" and len(h) == 54
+    assert {"circle.n.01", "polygon.n.01", "noise.n.03"} <= set(h.ids)

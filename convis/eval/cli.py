@@ -19,7 +19,7 @@ def _common(p: argparse.ArgumentParser, model: str = "ViT-B-32", pretrained: str
     p.add_argument("--model", default=model, help="open_clip arch, arch/tag, hf-hub:org/repo, ...")
     p.add_argument("--pretrained", default=pretrained, help="weights tag or checkpoint file")
     p.add_argument("--vocabulary", default=vocabulary,
-                   help="physical | nouns | wordlist:PATH | synthetic-shapes")
+                   help="physical | nouns | wordlist:PATH | synsets:PATH | synthetic-shapes")
     p.add_argument("--seek", default="definitions", choices=("definitions", "lemmas"), help="concept texts")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0, help="seeds the image draw, noise border and sampler")

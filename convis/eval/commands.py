@@ -10,8 +10,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from convis.config import GridConfig, StochasticConfig
+
+if TYPE_CHECKING:
+    from convis.engine import Engine
+    from convis.eval.datasets import Sample
+    from convis.eval.methods import MapMaker
 
 
 class _Bar:
@@ -26,30 +32,31 @@ class _Bar:
         self.bar.update(step - self.bar.n if total is not None else step)
 
 
-def _engine(args: argparse.Namespace):
+def _engine(args: argparse.Namespace) -> Engine:
+    """Model, vocabulary and concept bank named by the common flags."""
     import torch
 
     from convis.bank import load_bank
     from convis.engine import Engine
-    from convis.eval.concepts import load_vocabulary
     from convis.models import load_model
+    from convis.wordnet import load_hierarchy
 
     if args.threads:
         torch.set_num_threads(args.threads)
     clip = load_model(args.model, args.pretrained, device=args.device)
-    hierarchy = load_vocabulary(args.vocabulary)
+    hierarchy = load_hierarchy(args.vocabulary)
     bank = load_bank(clip, hierarchy, args.seek, progress=_Bar(len(hierarchy), "encoding concepts"))
     return Engine(clip, hierarchy, bank)
 
 
-def _maker(args: argparse.Namespace, engine):
+def _maker(args: argparse.Namespace, engine: Engine) -> MapMaker:
     from convis.eval.methods import MapMaker
 
     return MapMaker(engine, args.methods, GridConfig(seed=args.seed), StochasticConfig(seed=args.seed),
                     args.batch_size)
 
 
-def _finish(args: argparse.Namespace, engine, name: str, summary: dict, rows: list, text: str,
+def _finish(args: argparse.Namespace, engine: Engine, name: str, summary: dict, rows: list, text: str,
             notes: Sequence[str] = ()) -> int:
     """Print the table or JSON, the notes on stderr, and write the files."""
     from convis.eval.report import to_json, write_outputs
@@ -63,7 +70,8 @@ def _finish(args: argparse.Namespace, engine, name: str, summary: dict, rows: li
     return 0
 
 
-def _samples(args: argparse.Namespace):
+def _samples(args: argparse.Namespace) -> list[Sample]:
+    """The images of `args.data` in the layout `args.layout`."""
     from convis.eval import datasets
 
     if args.layout == "cub":
@@ -73,7 +81,8 @@ def _samples(args: argparse.Namespace):
     return datasets.read_folder(args.data)
 
 
-def _concept_of(args: argparse.Namespace, engine, samples) -> tuple[Callable, list[str]]:
+def _concept_of(args: argparse.Namespace, engine: Engine, samples: Sequence[Sample],
+                ) -> tuple[Callable[[Sample], str | None], list[str]]:
     """The synset per image: --concept for all, bird.n.01 for CUB, else each class folder's synset."""
     from convis.eval.concepts import resolve_classes
 
@@ -87,6 +96,7 @@ def _concept_of(args: argparse.Namespace, engine, samples) -> tuple[Callable, li
 
 
 def cmd_wsol(args: argparse.Namespace) -> int:
+    """`convis eval wsol`: MaxBoxAcc / MaxBoxAccV2 on CUB or an ImageNet-style folder."""
     from convis.eval.datasets import draw
     from convis.eval.report import method_table
     from convis.eval.wsol import run_wsol
@@ -103,6 +113,7 @@ def cmd_wsol(args: argparse.Namespace) -> int:
 
 
 def cmd_pointing(args: argparse.Namespace) -> int:
+    """`convis eval pointing`: pointing game on VOC- or COCO-style annotations."""
     from convis.eval import datasets
     from convis.eval.concepts import load_mapping, resolve_classes
     from convis.eval.pointing import run_pointing
@@ -129,19 +140,18 @@ def cmd_pointing(args: argparse.Namespace) -> int:
 
 
 def cmd_ood(args: argparse.Namespace) -> int:
+    """`convis eval ood`: the paper's six ID/OOD splits, AUROC and FPR95 per score."""
     import torch
 
     from convis.eval import ood
-    from convis.eval.datasets import read_imagenet
+    from convis.eval.datasets import first_per_class, read_imagenet
     from convis.eval.report import table
 
     splits = list(ood.SPLITS) if args.splits == "all" else args.splits.split(",")
     engine = _engine(args)
     samples = read_imagenet(args.data)
     if args.max_per_class:
-        counts: dict[str, int] = {}
-        samples = [s for s in samples if counts.setdefault(s.label, 0) < args.max_per_class
-                   and not counts.__setitem__(s.label, counts[s.label] + 1)]
+        samples = first_per_class(samples, args.max_per_class)
     parts = {sp: ood.split_samples(samples, sp) for sp in splits}
     needed = list(dict.fromkeys(s for a, b in parts.values() for s in a + b))
     emb = ood.image_embeddings(engine, needed, args.batch_size, _Bar(len(needed), "embedding"))
@@ -160,6 +170,7 @@ def cmd_ood(args: argparse.Namespace) -> int:
 
 
 def cmd_faithfulness(args: argparse.Namespace) -> int:
+    """`convis eval faithfulness`: deletion and insertion AUC of each method's maps."""
     from convis.eval.datasets import draw
     from convis.eval.faithfulness import run_faithfulness
     from convis.eval.report import method_table
@@ -175,6 +186,7 @@ def cmd_faithfulness(args: argparse.Namespace) -> int:
 
 
 def cmd_synthetic(args: argparse.Namespace) -> int:
+    """`convis eval synthetic`: pointing and MaxBoxAcc on seeded synthetic scenes."""
     from convis.eval.report import method_table
     from convis.eval.shapes import benchmark_scenes
     from convis.eval.synthetic import run_synthetic

@@ -19,17 +19,6 @@ FALLBACKS = ("skip", "ancestor")
 _WNID = re.compile(r"^n(\d{8})$")
 
 
-def load_vocabulary(name: str) -> Hierarchy:
-    """A vocabulary by name: "synthetic-shapes" (the synthetic world) or any of `convis.wordnet`."""
-    from convis.eval.shapes import VOCABULARY, shapes_hierarchy
-
-    if name == VOCABULARY:
-        return shapes_hierarchy()
-    from convis.wordnet import load_hierarchy
-
-    return load_hierarchy(name)
-
-
 def load_mapping(spec: str) -> dict[str, str]:
     """Class name -> synset name from "voc", "coco" or a TSV file (`class<TAB>synset`, # comments)."""
     path = MAPPINGS.get(spec, Path(spec))

@@ -161,3 +161,14 @@ def draw(samples: Sequence[Sample], n: int | None, seed: int) -> list[Sample]:
         return list(samples)
     pick = np.sort(np.random.default_rng(seed).choice(len(samples), size=n, replace=False))
     return [samples[i] for i in pick]
+
+
+def first_per_class(samples: Sequence[Sample], n: int) -> list[Sample]:
+    """The first `n` samples of each label, in order."""
+    seen: dict[str, int] = defaultdict(int)
+    out = []
+    for s in samples:
+        if seen[s.label] < n:
+            seen[s.label] += 1
+            out.append(s)
+    return out

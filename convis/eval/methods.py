@@ -26,6 +26,7 @@ from PIL import Image
 from convis import saliency as sal
 from convis.config import GridConfig, StochasticConfig
 from convis.engine import Engine
+from convis.hierarchy import Hierarchy
 from convis.index import ImageIndex, index_image, resize_maps
 from convis.windows import CropBox, centre_crop_box, crop_windows, prepare_image
 
@@ -44,7 +45,7 @@ def parse_methods(text: str | Sequence[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _rows(hierarchy, concept: str) -> torch.Tensor:
+def _rows(hierarchy: Hierarchy, concept: str) -> torch.Tensor:
     """hypo*(concept) as an index tensor (the hierarchy's arrays are read-only)."""
     return torch.from_numpy(np.array(hierarchy.subtree(concept)))
 
