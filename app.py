@@ -94,7 +94,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="ConVis Explorer: browse what CLIP sees, concept by concept.")
     p.add_argument("--model", default="ViT-B-32", help="open_clip model, 'arch/tag', or test-tiny (offline)")
     p.add_argument("--pretrained", default=None, help="weights tag or checkpoint file (default: the model's)")
-    p.add_argument("--vocabulary", default="physical", help="physical (default), nouns, or wordlist:PATH")
+    p.add_argument("--vocabulary", default="physical", help="physical (default), nouns, wordlist:PATH, synsets:PATH or synthetic-shapes")
     p.add_argument("--device", default="auto", help="auto (GPU when available), cpu, cuda, mps")
     p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1 or GRADIO_SERVER_NAME)")
     p.add_argument("--port", type=int, default=None, help="port (default 7860 or GRADIO_SERVER_PORT)")

@@ -296,3 +296,24 @@ def test_odd_but_valid_uploads_are_indexed(kind, toy_backend, tmp_path):
     uploads.mark_upload(path, session)
     status = uploads.index_image(path, session, noop)[3]
     assert "indexed" in status and session.entry is not None and session.entry.display.shape[-1] == 3
+
+
+@pytest.mark.wordnet
+@pytest.mark.skipif(not Path(__import__("convis.models").models.DEFAULT_PRETRAINED["synthetic-shapes"]).is_file(),
+                    reason="no synthetic-shapes weights")
+def test_the_shipped_synthetic_model_is_an_offline_demo():
+    """`python app.py --model synthetic-shapes --vocabulary synthetic-shapes`: a trained model that
+    needs no download, offered under its bare name (no server path in the UI), whose map finds
+    the figure asked for."""
+    from convis.eval.shapes import render_scene
+
+    backend = Backend("synthetic-shapes", "synthetic-shapes", device="cpu")
+    assert backend.default_model == "synthetic-shapes"
+    assert all("/" not in key for _, key in backend.model_choices() if key.startswith("synthetic"))
+    scene = render_scene(np.random.default_rng(3), ["circle.n.01", "triangle.n.01"])
+    entry = backend.index(scene.pil())
+    assert entry.index.crop.box == (0, 0, 224, 224)
+    for synset, (x0, y0, x1, y1) in zip(scene.synsets, scene.boxes):
+        m = entry.index.saliency(synset, size=0)  # (224, 224)
+        y, x = np.unravel_index(np.argmax(m), m.shape)
+        assert x0 - 15 <= x < x1 + 15 and y0 - 15 <= y < y1 + 15, synset

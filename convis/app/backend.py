@@ -14,6 +14,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ from convis.config import GridConfig
 from convis.engine import Engine
 from convis.hierarchy import Hierarchy
 from convis.index import ImageIndex
-from convis.models import MODELS, list_models, load_model, parse_model
+from convis.models import DEFAULT_PRETRAINED, MODELS, list_models, load_model, parse_model
 from convis.wordnet import load_hierarchy
 
 _log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ def model_key(model: str, pretrained: str | None = None) -> str:
     if pretrained:
         return f"{model}/{pretrained}"
     name, tag = parse_model(model)
+    if tag and tag == DEFAULT_PRETRAINED.get(name) and Path(tag).is_absolute():
+        return name  # a checkpoint shipped in the repository: its server path stays out of the UI
     return f"{name}/{tag}" if tag else name
 
 
@@ -77,7 +80,7 @@ class Backend:
 
     Args:
         model: default model key or spec ("ViT-B-32/openai", "test-tiny").
-        vocabulary: default concept set ("physical", "nouns" or "wordlist:PATH").
+        vocabulary: default concept set (any of `convis.wordnet.VOCABULARIES`).
         device: torch device or "auto".
         seek: bank texts, "definitions" (the paper) or "lemmas".
         max_engines: engines kept loaded at once.
