@@ -22,12 +22,12 @@ from convis.hierarchy import Hierarchy
 _log = logging.getLogger(__name__)
 
 # Re-exported: callers import the reader, its error and the cache root from here.
-__all__ = ["VOCABULARIES", "WordNetUnavailableError", "build_hierarchy", "cache_root", "load_hierarchy",
+__all__ = ["BUILTIN_LISTS", "VOCABULARIES", "WordNetUnavailableError", "build_hierarchy", "cache_root", "load_hierarchy",
            "wordnet_reader"]
 
 VOCABULARIES = ("physical", "wordlist:PATH", "synsets:PATH", "nouns", "synthetic-shapes")
 # Named synset lists that ship with the package (the synthetic world's figures and textures).
-_BUILTIN = {"synthetic-shapes": Path(__file__).resolve().parent / "data" / "synthetic-shapes.txt"}
+BUILTIN_LISTS = {"synthetic-shapes": Path(__file__).resolve().parent / "data" / "synthetic-shapes.txt"}
 
 
 def _semcor_counts(wn: Any) -> dict[str, int]:
@@ -92,8 +92,8 @@ def _resolve_vocabulary(vocabulary: str) -> tuple[str, Path | None, str]:
     so an edited list is rebuilt: "wordlist:<basename>@<sha1[:10]>", "synthetic-shapes@<sha1[:10]>"."""
     if vocabulary in ("physical", "nouns"):
         return vocabulary, None, vocabulary
-    if vocabulary in _BUILTIN:
-        path = _BUILTIN[vocabulary]
+    if vocabulary in BUILTIN_LISTS:
+        path = BUILTIN_LISTS[vocabulary]
         return vocabulary, path, f"{vocabulary}@{hashlib.sha1(path.read_bytes()).hexdigest()[:10]}"
     kind, sep, rest = vocabulary.partition(":")
     if not sep or kind not in ("wordlist", "synsets"):
@@ -151,15 +151,15 @@ def build_hierarchy(vocabulary: str = "physical") -> Hierarchy:
     """
     name, path, _ = _resolve_vocabulary(vocabulary)
     wn = wordnet_reader()
-    if path is not None and not name.startswith("wordlist:"):
-        parents = _synsets(wn, path)
-    elif path is not None:
+    if path is None:
+        parents = (_physical if name == "physical" else _nouns)(wn)
+    elif name.startswith("wordlist:"):
         words = [w.strip() for w in path.read_text(encoding="utf-8-sig").splitlines() if w.strip()]
         parents = _wordlist(wn, words)
         if not parents:
             raise ValueError(f"no word of {str(path)!r} is a WordNet noun with a path to entity.n.01")
-    else:
-        parents = (_physical if name == "physical" else _nouns)(wn)
+    else:  # synsets:PATH or a built-in list
+        parents = _synsets(wn, path)
     nodes = list(parents)
     pos = {s: i for i, s in enumerate(nodes)}
     return Hierarchy([s.name() for s in nodes], [s.offset() for s in nodes],
@@ -167,7 +167,7 @@ def build_hierarchy(vocabulary: str = "physical") -> Hierarchy:
                      [[pos[p] for p in parents[s]] for s in nodes], name, wn.get_version())
 
 
-_LOADED: dict[tuple[str, str], Hierarchy] = {}  # in-process cache: (stored name, cache dir)
+_LOADED: dict[tuple[str, str], Hierarchy] = {}  # in-process cache: (cache key, cache dir)
 
 
 def load_hierarchy(vocabulary: str = "physical", cache_dir: Path | None = None) -> Hierarchy:

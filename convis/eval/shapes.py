@@ -19,10 +19,10 @@ from PIL import Image
 
 from convis.eval.figures import SHAPES, figure_alpha
 from convis.hierarchy import Hierarchy
-from convis.wordnet import load_hierarchy, read_synset_list
+from convis.wordnet import BUILTIN_LISTS, load_hierarchy, read_synset_list
 
 VOCABULARY = "synthetic-shapes"
-LEAVES_FILE = Path(__file__).resolve().parents[1] / "data" / "synthetic-shapes.txt"
+LEAVES_FILE = BUILTIN_LISTS[VOCABULARY]  # convis/data/synthetic-shapes.txt
 # What a window without a whole figure shows: one of five background textures, or the noise border.
 # Naming the textures (not one "background") gives ConVis' ranks room: in a background window
 # the figures' glosses then rank below five texture glosses and the noise, not right after one.
