@@ -3,6 +3,7 @@
     python app.py                          # ViT-B-32 with OpenAI weights (the paper's backbone)
     python app.py --model test-tiny        # fully offline: a tiny random CLIP, for tests and demos
     python app.py --share                  # also open a public *.gradio.live link (or GRADIO_SHARE=true)
+    python app.py --allow-large            # also offer `nouns` and ViT-L models (needs ~8 GB of memory)
 
 `create_demo(backend)` builds the UI without loading anything; `main()` parses the flags, loads
 the default model once and launches. The method is ConVis (Giulivi & Boracchi, arXiv 2405.14563).
@@ -17,6 +18,7 @@ except ImportError:
 
 import argparse
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,14 +30,20 @@ from convis.app.backend import model_key
 from convis.app.endpoints import Endpoints
 from convis.app.handlers import Handlers
 from convis.app.layout import CSS, build_layout
+from convis.app.queue_guard import one_job_per_session
 from convis.app.uploads import Uploads
 
+QUEUE_SIZE = 64  # jobs waiting in the whole app; more get "queue full" at once
 EXAMPLES = [str(p) for p in sorted((Path(__file__).resolve().parent / "assets" / "examples").glob("*.jpg"))]
 
 
 def create_demo(backend: Backend, examples: Sequence[str] = EXAMPLES,
-                title: str = "ConVis Explorer") -> gr.Blocks:
-    """Build the app over a backend (nothing is loaded here). Queue: one model job at a time."""
+                title: str = "ConVis Explorer", queue_size: int = QUEUE_SIZE) -> gr.Blocks:
+    """Build the app over a backend (nothing is loaded here).
+
+    One queue for all work, nobody skips it: `api_open=False` refuses `POST /gradio_api/run/...`,
+    CLIP jobs run one at a time in the process and at most one waits per session.
+    """
     handlers, uploads, api = Handlers(backend), Uploads(backend), Endpoints(backend)
     with gr.Blocks(title=title, delete_cache=(3600, 3600)) as demo:
         c = build_layout(backend, examples)
@@ -78,14 +86,15 @@ def create_demo(backend: Backend, examples: Sequence[str] = EXAMPLES,
         gr.api(api.search, api_name="search", concurrency_limit=None)
         a.explain.click(api.explain, [a.image, a.synset, a.style], [a.map], api_name="explain", **one_model)
         a.top_concepts.click(api.top_concepts, [a.image, a.k], [a.top], api_name="top_concepts", **one_model)
-    demo.queue(default_concurrency_limit=1, max_size=64)
+    demo.queue(default_concurrency_limit=1, max_size=queue_size, api_open=False)
+    one_job_per_session(demo, "model")
     return demo
 
 
 def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, share: bool | None = None,
            **kwargs: Any) -> Any:
     """`demo.launch` with the app's CSS and limits. share=None honours GRADIO_SHARE."""
-    return demo.launch(server_name=host, server_port=port, share=share, css=CSS, max_file_size="64mb",
+    return demo.launch(server_name=host, server_port=port, share=share, css=CSS, max_file_size="32mb",
                        state_session_capacity=512, footer_links=["api", "gradio"], **kwargs)
 
 
@@ -99,6 +108,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1 or GRADIO_SERVER_NAME)")
     p.add_argument("--port", type=int, default=None, help="port (default 7860 or GRADIO_SERVER_PORT)")
     p.add_argument("--share", action="store_true", help="also open a public link (or GRADIO_SHARE=true)")
+    p.add_argument("--allow-large", action="store_true", default=os.environ.get("CONVIS_ALLOW_LARGE") == "1",
+                   help="also offer the nouns vocabulary and ViT-L models (or CONVIS_ALLOW_LARGE=1); off by "
+                        "default: a public server must hold what any visitor can load")
+    p.add_argument("--index-mib", type=int, default=int(os.environ.get("CONVIS_INDEX_MIB", 1024)),
+                   help="memory for cached image indexes, shared by all users, MiB (default 1024)")
+    p.add_argument("--queue-size", type=int, default=QUEUE_SIZE, help="jobs that may wait in the queue")
     return p.parse_args(argv)
 
 
@@ -107,9 +122,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     gpu = spaces.GPU(duration=120) if spaces is not None else None  # a no-op off ZeroGPU
-    backend = Backend(model_key(args.model, args.pretrained), args.vocabulary, device=args.device, gpu=gpu)
+    backend = Backend(model_key(args.model, args.pretrained), args.vocabulary, device=args.device, gpu=gpu,
+                      allow_large=args.allow_large, max_index_bytes=args.index_mib << 20)
     backend.preload()
-    launch(create_demo(backend), host=args.host, port=args.port, share=True if args.share else None)
+    launch(create_demo(backend, queue_size=args.queue_size), host=args.host, port=args.port,
+           share=True if args.share else None)
 
 
 if __name__ == "__main__":

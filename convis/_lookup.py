@@ -1,6 +1,9 @@
 """Name, offset and lemma lookup over a Hierarchy's nodes: exact hits, ranked search, "did you mean".
 
-Private to `convis.hierarchy`: a `Hierarchy` builds one `Lookup` on its first query.
+Private to `convis.hierarchy`: a `Hierarchy` builds one `Lookup` on its first query. Every query
+costs bounded time and memory whatever its length: a query longer than the longest lemma cannot
+be one edit from a lemma or inside one, so it gets no suggestions and no prefix or substring hits
+(one-edit candidates grow with the square of the length: 16,000 characters took 12 GB).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class Lookup:
                 by_lemma.setdefault(key, []).append(((head != key, rank, sense, name), i))
         self._table = {k: [i for _, i in sorted(v)] for k, v in by_lemma.items()}
         self._keys = sorted(self._table)
+        self._longest = max(map(len, self._keys), default=0)
         self._lower = {n.lower(): i for i, n in enumerate(ids)}
         self._offsets = {int(o): i for i, o in enumerate(offsets)}
 
@@ -66,8 +70,12 @@ class Lookup:
     def suggest(self, query: str) -> list[int]:
         """Up to 4 nodes whose lemmas are close to `query` (a typo of a name or a lemma)."""
         table = self._table
+        if len(query) > 2 * self._longest + 16:  # no lemma is near it; _norm would copy it
+            return []
         m = _SENSE.match(_norm(query))
         word = m.group(1) if m else _norm(query)
+        if len(word) > self._longest + 1:  # more than one edit from every lemma
+            return []
         # Typos one edit away first: swaps ("dgo" -> "dog"), then same first letter, then common words.
         close = sorted((k for k in _one_edit(word) if k in table and k != word),
                        key=lambda k: (sorted(k) != sorted(word), k[:1] != word[:1], len(k) != len(word) - 1,
@@ -85,6 +93,8 @@ class Lookup:
             return []
         table, keys = self._table, self._keys
         out = dict.fromkeys(self.exact(text))
+        if len(q) > self._longest:  # no lemma starts with it or contains it
+            return list(out)[:limit]
         lo, hi = bisect.bisect_left(keys, q), bisect.bisect_left(keys, q + "\uffff")
         # Shorter lemmas first: "dog" before "dogcart"; the cap bounds one-letter queries.
         for k in sorted(keys[lo:min(hi, lo + 4000)], key=len):

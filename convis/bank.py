@@ -19,13 +19,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._lru import LRU
 from .models import Clip
 
 _log = logging.getLogger(__name__)
 
 SEEKS = ("definitions", "lemmas")
 Progress = Callable[[int, int], None]  # (done, total)
-_BANKS: dict[tuple[str, str], Bank] = {}  # in-process cache: (disk key, device) -> Bank
+_BANKS: LRU[tuple[str, str], Bank] = LRU(maxsize=4)  # in-process cache: (disk key, device) -> Bank
+
+
+def forget_bank(bank: Bank) -> None:
+    """Drop a bank from the in-process cache (the app does so when it evicts the bank's engine)."""
+    for key in list(_BANKS):
+        if _BANKS.get(key) is bank:
+            _BANKS.evict(key)
 
 
 @dataclass(frozen=True)

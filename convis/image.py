@@ -15,9 +15,10 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 MIN_SIDE = 16  # smaller images cannot be split into meaningful windows
-# Pillow's hard limit (2 x Image.MAX_IMAGE_PIXELS by default), held here so that a caller who
-# loosens Pillow's global does not loosen ours.
-MAX_PIXELS = 178_956_970
+# The pixel budget, checked from the file's header before anything is decoded: a 0.3 MB PNG can
+# declare 169 Mpx (7 GB as float). 40 Mpx covers every phone and DSLR photo; held here so that
+# a caller who loosens Pillow's global does not loosen ours.
+MAX_PIXELS = 40_000_000
 _HINT = "Upload a JPEG, PNG, WebP, GIF, BMP or TIFF."
 # What Pillow raises while decoding broken data, depending on the format plugin.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError)
@@ -73,8 +74,8 @@ def _check_size(size: tuple[int, int]) -> None:
     w, h = size
     if w * h > MAX_PIXELS:
         raise ImageError(
-            f"image is {w}x{h} pixels, more than the {MAX_PIXELS:,}-pixel limit; "
-            "downscale it (e.g. to 4096 px on the longer side) and try again"
+            f"image is {w}x{h} pixels, more than the {MAX_PIXELS:,}-pixel limit "
+            f"({MAX_PIXELS / 1e6:g} megapixels); downscale it (e.g. to 4096 px on the longer side) and try again"
         )
     if min(w, h) < MIN_SIDE:
         raise ImageError(f"image is {w}x{h} pixels; ConVis needs at least {MIN_SIDE}x{MIN_SIDE}")
@@ -101,11 +102,11 @@ def _open(fp: Path | io.BytesIO, name: str, max_side: int) -> Image.Image:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies below
         try:
-            im = Image.open(fp)
+            im = Image.open(fp)  # reads the header only
         except Image.DecompressionBombError:
             raise ImageError(
-                f"{name} is more than {MAX_PIXELS:,} pixels; downscale it (e.g. to 4096 px on the "
-                "longer side) and try again"
+                f"{name} is over the {MAX_PIXELS / 1e6:g}-megapixel limit, more than {MAX_PIXELS:,} pixels; "
+                "downscale it (e.g. to 4096 px on the longer side) and try again"
             ) from None
         except UnidentifiedImageError:
             msg = f"could not read {name} as an image: cannot identify image file. {_HINT}"
@@ -113,13 +114,15 @@ def _open(fp: Path | io.BytesIO, name: str, max_side: int) -> Image.Image:
         except OSError as e:
             raise ImageError(f"could not open {name}: {e.strerror or e}") from None
     with im:
-        _check_size(im.size)
+        _check_size(im.size)  # from the header: nothing decoded yet
         target = _target_size(im.size, max_side)
         if im.format == "JPEG" and target != im.size:
             im.draft(im.mode, target)  # decode at 1/2, 1/4 or 1/8 scale: less memory and time
         try:
-            im.load()  # an animation stays on frame 0, the one Image.open selects
-            out = _to_rgb(ImageOps.exif_transpose(im))
+            orientation = im.getexif().get(_ORIENTATION, 1)
+            im.load()  # the one full-size copy; an animation stays on frame 0, the one Image.open selects
+            small = _shrink(im, max_side)  # reduce first: mode conversion and alpha run on few pixels
+            out = _to_rgb(_upright(small, orientation), copy=False)  # nobody else holds these pixels
         except ImageError:
             raise
         except _DECODE_ERRORS as e:
@@ -128,6 +131,30 @@ def _open(fp: Path | io.BytesIO, name: str, max_side: int) -> Image.Image:
                 f"upload another copy. {_HINT}"
             ) from None
     return _downscale(out, max_side)
+
+
+def _shrink(im: Image.Image, max_side: int) -> Image.Image:
+    """A box-filtered reduction to about twice `max_side` (the LANCZOS step finishes), any mode.
+
+    Palette and bilevel images fall back to nearest neighbour here, which is harmless at 2x.
+    """
+    w, h = im.size
+    factor = max(w, h) // (2 * max_side)
+    if factor < 2:
+        return im
+    return im.resize((max(MIN_SIDE, w // factor), max(MIN_SIDE, h // factor)), Image.Resampling.BOX)
+
+
+_ORIENTATION = 0x0112  # EXIF tag
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+              4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270,
+              7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
+
+
+def _upright(im: Image.Image, orientation: int) -> Image.Image:
+    """Apply an EXIF orientation (read before the reduction, which drops the metadata)."""
+    method = _TRANSPOSE.get(orientation)
+    return im.transpose(method) if method is not None else im
 
 
 def _from_pil(im: Image.Image) -> Image.Image:
@@ -174,10 +201,10 @@ def _from_array(a: np.ndarray) -> Image.Image:
     return _to_rgb(Image.fromarray(a))  # uint8 (H, W) -> L, (H, W, 3) -> RGB, (H, W, 4) -> RGBA
 
 
-def _to_rgb(im: Image.Image) -> Image.Image:
-    """A new RGB image: alpha over white, high bit depths scaled, other modes converted."""
+def _to_rgb(im: Image.Image, copy: bool = True) -> Image.Image:
+    """An RGB image (new unless `copy` is False): alpha over white, high bit depths scaled."""
     if im.mode == "RGB":
-        return im.copy()
+        return im.copy() if copy else im
     if im.mode in _HIGH_DEPTH:
         return Image.fromarray(_to_uint8(np.asarray(im, dtype=np.float64), im.mode)).convert("RGB")
     if im.mode in _ALPHA or (im.mode in ("P", "L", "1") and "transparency" in im.info):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convis import _hub
+from convis._lru import LRU, memoize
 from convis._hub import CHECKPOINT_SUFFIXES  # noqa: F401  # re-exported: part of this module's surface
 
 _log = logging.getLogger(__name__)
@@ -159,7 +159,18 @@ def load_model(name: str = "ViT-B-32", pretrained: str | None = "openai", device
     return _load(name, "" if kind in ("hub", "dir") else pretrained, kind, str(dev), prec, stamp)
 
 
-@functools.lru_cache(maxsize=8)
+# Loaded models, most recent last. Small: a ViT-L/14 is 1.7 GB; the app evicts a model with its engine.
+_MODELS: LRU[tuple, Clip] = LRU(maxsize=3)
+
+
+def forget_model(clip: Clip) -> None:
+    """Drop a loaded model from the in-process cache (its memory goes once no one holds it)."""
+    for key in list(_MODELS):
+        if _MODELS.get(key) is clip:
+            _MODELS.evict(key)
+
+
+@memoize(_MODELS)
 def _load(name: str, pretrained: str, kind: str, device: str, precision: str, stamp: str) -> Clip:
     oc = _hub.open_clip()
     arch, kwargs = _resolve_arch(name, pretrained)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from convis._lru import LRU
 from convis._nltk_data import WordNetUnavailableError, cache_root, wordnet_reader
 from convis.hierarchy import Hierarchy
 
@@ -167,7 +168,7 @@ def build_hierarchy(vocabulary: str = "physical") -> Hierarchy:
                      [[pos[p] for p in parents[s]] for s in nodes], name, wn.get_version())
 
 
-_LOADED: dict[tuple[str, str], Hierarchy] = {}  # in-process cache: (cache key, cache dir)
+_LOADED: LRU[tuple[str, str], Hierarchy] = LRU(maxsize=4)  # in-process cache: (cache key, cache dir)
 
 
 def load_hierarchy(vocabulary: str = "physical", cache_dir: Path | None = None) -> Hierarchy:

@@ -1,8 +1,12 @@
 """What the app loads once per process and shares between sessions: engines and image indexes.
 
 An engine (model + hierarchy + concept bank) is loaded lazily once per (model, vocabulary) and kept
-in a small LRU; indexes live in a byte-bounded LRU keyed by (image hash, model, vocabulary, seed),
-so the UI and the stateless API endpoints reuse each other's work.
+in a small LRU; its model and bank leave the library's caches with it. Indexes live in a
+byte-bounded LRU keyed by (image hash, model, vocabulary, seed), so the UI and the stateless API
+reuse each other's work; sessions only hold keys (weak references) into it.
+
+Loads take a lock per key: a tab loading ViT-L-14 or `nouns` never delays a tab that uses what is
+already loaded. A failed load is remembered and retried after a back-off (30 s, doubling to 10 min).
 """
 
 from __future__ import annotations
@@ -20,12 +24,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from convis.bank import load_bank
+from convis._lru import LRU
+from convis.app.limits import public
+from convis.app.loads import KeyedLoads
+from convis.bank import forget_bank, load_bank
 from convis.config import GridConfig
 from convis.engine import Engine
 from convis.hierarchy import Hierarchy
 from convis.index import ImageIndex
-from convis.models import DEFAULT_PRETRAINED, MODELS, list_models, load_model, parse_model
+from convis.models import DEFAULT_PRETRAINED, MODELS, forget_model, list_models, load_model, parse_model
 from convis.wordnet import load_hierarchy
 
 _log = logging.getLogger(__name__)
@@ -34,6 +41,11 @@ Progress = Callable[[int, int], None]  # (done, total)
 Key = tuple[str, str, str, int]  # (image hash, model key, vocabulary, seed)
 VOCABULARIES = ("physical", "nouns")
 OFFLINE_MODEL = "test-tiny/none"  # offered when the default model cannot load: the UI stays explorable
+# Offered on a public server only with `allow_large` (app flag --allow-large): a `nouns` engine is
+# ~1 GB with its indexes (240 MB each), a ViT-L-14 1.7 GB.
+LARGE_VOCABULARIES = ("nouns",)
+LARGE_MODEL_PREFIXES = ("ViT-L-", "ViT-H-", "ViT-g-", "ViT-bigG-")
+Loader = Callable[..., Any]  # load_model(name, pretrained, device=...) -> Clip
 
 
 def model_key(model: str, pretrained: str | None = None) -> str:
@@ -47,10 +59,11 @@ def model_key(model: str, pretrained: str | None = None) -> str:
 
 
 def image_hash(image: Image.Image) -> str:
-    """Hash of the decoded pixels: the same picture re-saved or re-uploaded keys the same index."""
-    digest = hashlib.sha1(f"{image.size}{image.mode}".encode())
+    """SHA-256 of the decoded pixels (full digest: the key is shared between users, so no collisions
+    by truncation): the same picture re-saved or re-uploaded keys the same index."""
+    digest = hashlib.sha256(f"{image.size}{image.mode}".encode())
     digest.update(image.tobytes())
-    return digest.hexdigest()[:20]
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,33 +96,43 @@ class Backend:
         vocabulary: default concept set (any of `convis.wordnet.VOCABULARIES`).
         device: torch device or "auto".
         seek: bank texts, "definitions" (the paper) or "lemmas".
-        max_engines: engines kept loaded at once.
+        max_engines: engines kept loaded at once (their models and banks go with them).
         max_indexes, max_index_bytes: bounds of the shared index LRU.
         gpu: optional decorator (``spaces.GPU(duration=...)``) applied to the indexing call.
         display_size: side of the rendered views, in pixels.
         hierarchies: ready-made concept sets by vocabulary name (e.g. a toy one in tests); they
             are offered in addition to the WordNet vocabularies.
+        allow_large: also offer `nouns` and ViT-L (and larger) models; off for a public server
+            unless the hardware holds them. The defaults given here are always offered.
+        loader: how a model is loaded (`convis.models.load_model`); tests inject a slow one.
     """
 
     def __init__(self, model: str = "ViT-B-32/openai", vocabulary: str = "physical", *, device: str = "auto",
-                 seek: str = "definitions", max_engines: int = 2, max_indexes: int = 8,
+                 seek: str = "definitions", max_engines: int = 2, max_indexes: int = 32,
                  max_index_bytes: int = 1 << 30, gpu: Callable[[Callable], Callable] | None = None,
-                 display_size: int = 512, hierarchies: dict[str, Hierarchy] | None = None) -> None:
+                 display_size: int = 512, hierarchies: dict[str, Hierarchy] | None = None,
+                 allow_large: bool = False, loader: Loader = load_model) -> None:
         self.default_model = model_key(model)
         self.default_vocabulary = vocabulary
         self.device, self.seek, self.display_size = device, seek, display_size
         self.max_engines, self.max_indexes, self.max_index_bytes = max_engines, max_indexes, max_index_bytes
+        self.allow_large, self._loader = allow_large, loader
         self.startup_error: str | None = None
         self._given = dict(hierarchies or {})
-        self._engines: OrderedDict[tuple[str, str], Engine] = OrderedDict()
+        self._hierarchies: dict[str, Hierarchy] = {}  # bounded by the offered vocabularies
+        self._engines: LRU[tuple[str, str], Engine] = LRU(max_engines, on_evict=self._release)
         self._indexes: OrderedDict[Key, Entry] = OrderedDict()
-        self._lock = threading.RLock()
+        self._index_lock = threading.Lock()  # guards `_indexes` only; held for microseconds
+        self._loads = KeyedLoads()  # a lock per thing being loaded, failures remembered
         self._index_fn = gpu(_run_index) if gpu else _run_index
 
     # ---- choices ------------------------------------------------------------------------------
+    def _large_model(self, key: str) -> bool:
+        return key != self.default_model and key.startswith(LARGE_MODEL_PREFIXES)
+
     def model_choices(self) -> list[tuple[str, str]]:
         """(label, key) pairs for the model selector: the curated list, the default, test-tiny if useful."""
-        keys = [k for k in list_models() if k != OFFLINE_MODEL]
+        keys = [k for k in list_models() if k != OFFLINE_MODEL and (self.allow_large or not self._large_model(k))]
         if self.default_model not in keys:
             keys.insert(0, self.default_model)
         if self.startup_error or self.default_model == OFFLINE_MODEL:
@@ -118,15 +141,18 @@ class Backend:
 
     def vocabulary_choices(self) -> list[str]:
         """Vocabularies the user may switch to (only these: a client must not name arbitrary files)."""
-        return list(dict.fromkeys([self.default_vocabulary, *self._given, *VOCABULARIES]))
+        offered = [v for v in VOCABULARIES if self.allow_large or v not in LARGE_VOCABULARIES]
+        return list(dict.fromkeys([self.default_vocabulary, *self._given, *offered]))
 
     def _check(self, model: str | None, vocabulary: str | None) -> tuple[str, str]:
         model, vocabulary = model or self.default_model, vocabulary or self.default_vocabulary
         if model not in {k for _, k in self.model_choices()}:
-            raise ValueError(f"model {model!r} is not offered by this app; choose one of "
+            hint = " (large models need the server flag --allow-large)" if self._large_model(str(model)) else ""
+            raise ValueError(f"model {str(model)[:80]!r} is not offered by this app{hint}; choose one of "
                              + ", ".join(k for _, k in self.model_choices()))
         if vocabulary not in self.vocabulary_choices():
-            raise ValueError(f"vocabulary {vocabulary!r} is not offered; choose one of "
+            hint = " (it needs the server flag --allow-large)" if vocabulary in LARGE_VOCABULARIES else ""
+            raise ValueError(f"vocabulary {str(vocabulary)[:80]!r} is not offered{hint}; choose one of "
                              + ", ".join(self.vocabulary_choices()))
         return model, vocabulary
 
@@ -136,43 +162,58 @@ class Backend:
         try:
             self.engine(None, None, progress)
         except Exception as exc:  # noqa: BLE001 - any failure must leave the app up, with the message shown
-            self.startup_error = f"{type(exc).__name__}: {exc}"
+            self.startup_error = public(f"{type(exc).__name__}: {exc}")
             _log.error("could not load %s over %s: %s", self.default_model, self.default_vocabulary, exc)
             return False
         self.startup_error = None
         return True
 
+    def loaded_hierarchy(self, vocabulary: str | None = None) -> Hierarchy | None:
+        """The concept set if it is already in memory, else None. Never loads: for calls outside the queue."""
+        vocabulary = vocabulary or self.default_vocabulary
+        return self._given.get(vocabulary) or self._hierarchies.get(vocabulary)
+
     def hierarchy(self, vocabulary: str | None = None) -> Hierarchy:
         """The concept set of an offered vocabulary (disk-cached; WordNetUnavailableError if missing)."""
         _, vocabulary = self._check(None, vocabulary)
-        if vocabulary in self._given:
-            return self._given[vocabulary]
-        with self._lock:
-            return load_hierarchy(vocabulary)
+        if (h := self.loaded_hierarchy(vocabulary)) is not None:
+            return h  # no lock: another vocabulary's load does not delay this one
+        with self._loads.loading(("hierarchy", vocabulary)):
+            if vocabulary not in self._hierarchies:
+                self._hierarchies[vocabulary] = load_hierarchy(vocabulary)
+            return self._hierarchies[vocabulary]
 
     def engine(self, model: str | None, vocabulary: str | None, progress: Progress | None = None) -> Engine:
         """The engine of (model, vocabulary), loaded once (ModelLoadError etc. propagate)."""
-        model, vocabulary = self._check(model, vocabulary)
-        with self._lock:
-            key = (model, vocabulary)
-            if key in self._engines:
-                self._engines.move_to_end(key)
-                return self._engines[key]
-            name, tag = parse_model(model)
+        key = self._check(model, vocabulary)
+        if (engine := self._engines.get(key)) is not None:
+            return engine
+        with self._loads.loading(("engine", *key)):
+            if (engine := self._engines.get(key)) is not None:
+                return engine  # loaded by another session while this one waited for the lock
+            model, vocabulary = key
             t0 = time.perf_counter()
-            clip = load_model(name, tag, device=self.device)
+            with self._loads.loading(("model", model)):
+                name, tag = parse_model(model)
+                clip = self._loader(name, tag, device=self.device)
             hierarchy = self.hierarchy(vocabulary)
             engine = Engine(clip, hierarchy, load_bank(clip, hierarchy, self.seek, progress=progress))
             _log.info("loaded %s over %s in %.1f s", model, vocabulary, time.perf_counter() - t0)
-            self._engines[key] = engine
-            while len(self._engines) > self.max_engines:
-                self._engines.popitem(last=False)  # sessions holding its indexes keep working
+            self._engines[key] = engine  # may evict the least recently used engine (`_release`)
             return engine
+
+    def _release(self, key: tuple[str, str], engine: Engine) -> None:
+        """An engine left the LRU: drop its bank, and its model unless another engine uses it.
+        Indexes made with it stay usable (they hold ranks, not the model)."""
+        forget_bank(engine.bank)
+        if all(e.clip is not engine.clip for e in self._engines.values()):
+            forget_model(engine.clip)
+        _log.info("unloaded %s over %s", *key)
 
     # ---- indexes ------------------------------------------------------------------------------
     def cached(self, key: Key) -> Entry | None:
         """The cached entry of a key, refreshed in the LRU, or None."""
-        with self._lock:
+        with self._index_lock:
             entry = self._indexes.get(key)
             if entry is not None:
                 self._indexes.move_to_end(key)
@@ -200,7 +241,7 @@ class Backend:
         return entry
 
     def _store(self, entry: Entry) -> None:
-        with self._lock:
+        with self._index_lock:
             self._indexes[entry.key] = entry
             total = sum(e.nbytes for e in self._indexes.values())
             while len(self._indexes) > 1 and (len(self._indexes) > self.max_indexes
@@ -210,7 +251,7 @@ class Backend:
 
     def describe(self) -> dict[str, Any]:
         """Small status dict (for logs and the status line)."""
-        with self._lock:
-            return {"engines": [f"{m} over {v}" for m, v in self._engines],
-                    "indexes": len(self._indexes),
-                    "index_mib": round(sum(e.nbytes for e in self._indexes.values()) / 2**20, 1)}
+        with self._index_lock:
+            entries = list(self._indexes.values())
+        return {"engines": [f"{m} over {v}" for m, v in self._engines],
+                "indexes": len(entries), "index_mib": round(sum(e.nbytes for e in entries) / 2**20, 1)}

@@ -12,16 +12,19 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
+from convis.app import limits
 from convis.app.backend import Backend, Entry
 from convis.app.handlers import USER_ERRORS
 from convis.app.panels import offset_id
 from convis.app.session import View
+from convis.app.uploads import read_upload
 from convis.app.views import render_view
-from convis.image import load_image
+
+MAX_LIMIT, MAX_K = 200, 100
 
 
 def _fail(what: str, exc: BaseException) -> gr.Error:
-    return gr.Error(f"{what}: {exc}", print_exception=False)
+    return gr.Error(limits.public(f"{what}: {exc}"), print_exception=False)
 
 
 class Endpoints:
@@ -36,17 +39,24 @@ class Endpoints:
         Returns up to `limit` dicts with synset, offset, lemmas, gloss and hypernym path, best first.
         """
         try:
+            query = limits.text(query, "query")
+            limit = limits.whole(limit, "limit", 1, MAX_LIMIT)
+        except limits.BadRequest as exc:
+            raise _fail("Bad request", exc) from None
+        try:
             h = self.b.hierarchy()
         except USER_ERRORS as exc:
             raise _fail("WordNet is not available", exc) from None
         return [{"synset": n, "offset": offset_id(h, n), "lemmas": list(h.lemmas(n)), "gloss": h.gloss(n),
-                 "path": h.path_to_root(n)} for n in h.search(query, max(1, min(int(limit), 200)))]
+                 "path": h.path_to_root(n)} for n in h.search(query, limit)]
 
     def _entry(self, image: str | None) -> Entry:
         if not image:
             raise gr.Error("No image given: pass one, e.g. handle_file('cat.jpg').")
+        if not isinstance(image, str):
+            raise gr.Error("The image must be a file: pass handle_file('cat.jpg').")
         try:
-            picture = load_image(Path(image).read_bytes())  # messages name no server path
+            picture = read_upload(image)
             return self.b.index(picture, Path(image).name)
         except USER_ERRORS as exc:
             raise _fail(f"Could not index {Path(image).name}", exc) from None
@@ -57,16 +67,20 @@ class Endpoints:
         Styles: "overlay", "white" (the paper's white blend), "map", "mask".
         """
         try:
-            name = self.b.hierarchy().resolve(synset)  # fail fast, before 730 CLIP forwards
-            view = View.from_controls(style, "jet", 0.5, 10.0, False, 0.5)
+            name = self.b.hierarchy().resolve(limits.text(synset, "synset"))  # fail fast, before any CLIP forward
+            view = View.from_controls(limits.text(style, "style", limits.MAX_WORD), "jet", 0.5, 10.0, False, 0.5)
         except USER_ERRORS as exc:
             raise _fail("Bad request", exc) from None
         picture, _ = render_view(self._entry(image), name, view)
         return picture
 
     def top_concepts(self, image: str | None, k: float = 10) -> list[dict[str, Any]]:
-        """The `k` concepts the image shows most: synset, score (nats), gloss; best first."""
+        """The `k` concepts the image shows most (1 to 100): synset, score (nats), gloss; best first."""
+        try:
+            k = limits.whole(k, "k", 1, MAX_K)
+        except limits.BadRequest as exc:
+            raise _fail("Bad request", exc) from None
         entry = self._entry(image)
         h = entry.index.hierarchy
         return [{"synset": n, "score": round(s, 4), "gloss": h.gloss(n)}
-                for n, s in entry.index.top_concepts(max(1, min(int(k), 100)))]
+                for n, s in entry.index.top_concepts(k)]

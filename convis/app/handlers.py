@@ -11,7 +11,7 @@ from typing import Any
 
 import gradio as gr
 
-from convis.app import panels
+from convis.app import limits, panels
 from convis.app.backend import Backend
 from convis.app.session import MAX_COMPARE, Session, View
 from convis.app.views import export, render_compare, render_view
@@ -28,9 +28,9 @@ USER_ERRORS = (ImageError, UnknownConceptError, ModelLoadError, WordNetUnavailab
 
 def problem(what: str, exc: BaseException) -> str:
     """Status-line text for an error, and the same text as a toast."""
-    text = f"{what}: {exc}"
+    text = limits.public(f"{what}: {exc}")  # an OSError names a server path: cut it
     gr.Warning(text, duration=12)
-    return f"\u26a0\ufe0f **{what}.** {exc}"
+    return limits.public(f"\u26a0\ufe0f **{what}.** {exc}")
 
 
 class Base:
@@ -49,6 +49,9 @@ class Base:
     def _draw(self, session: Session) -> tuple[Any, str]:
         """(picture or skip, status) for the session's selection on its current image."""
         entry, name = session.entry, session.synset
+        if session.dropped:
+            return gr.skip(), ("The server dropped this picture's index to stay within its memory budget; "
+                               "upload it again (or pick an example) to keep exploring.")
         if entry is None or name is None:
             return gr.skip(), ("Upload an image (or pick an example) to see where CLIP finds "
                                f"`{name}`." if name else "Upload an image to start.")
@@ -63,8 +66,8 @@ class Base:
         if h is None:
             raise gr.Error("WordNet is not available on this server; see the message at the top.")
         try:
-            return h, h.resolve(query)
-        except UnknownConceptError as exc:
+            return h, h.resolve(limits.text(query, "The concept name"))
+        except (UnknownConceptError, limits.BadRequest) as exc:
             raise gr.Error(str(exc)) from None
 
 
@@ -88,11 +91,13 @@ class Handlers(Base):
 
     def search(self, text: str, session: Session) -> str:
         """Search-as-you-type: up to 12 hits as links."""
+        text = self._query(text)
         h = self.hierarchy(session)
         return panels.search_html(h, text, h.search(text, 12) if h else [])
 
     def search_submit(self, text: str, session: Session) -> tuple:
         """Enter in the search box: go to the best hit. Returns (session, tree, map, info, status)."""
+        text = self._query(text)
         h = self.hierarchy(session)
         hits = h.search(text, 1) if h and text.strip() else []
         if not hits:
@@ -100,6 +105,13 @@ class Handlers(Base):
                 self._choose(session, text)  # raises with the did-you-mean message
             return (session, *(gr.skip(),) * 4)
         return self.navigate(session, gr.EventData(None, {"synset": hits[0]}))
+
+    @staticmethod
+    def _query(text: str | None) -> str:
+        try:
+            return limits.text(text, "The search text")
+        except limits.BadRequest as exc:
+            raise gr.Error(str(exc)) from None
 
     # ---- view, compare, export ----------------------------------------------------------------
     def set_view(self, session: Session, style: str, cmap: str, alpha: float, exponent: float, box: bool,
@@ -121,10 +133,13 @@ class Handlers(Base):
         """Set the compare list (validated, at most 6). Returns (session, list control, grid)."""
         h = self.hierarchy(session)
         good: list[str] = []
+        if len(names or []) > 4 * MAX_COMPARE:
+            raise gr.Error(f"The compare view holds {MAX_COMPARE} concepts; got {len(names):,} names.")
         for n in names or []:
             try:
+                n = limits.text(n, "A concept name")
                 good.append(h.resolve(n) if h else n)
-            except UnknownConceptError as exc:
+            except (UnknownConceptError, limits.BadRequest) as exc:
                 gr.Warning(str(exc))
         session.compare = list(dict.fromkeys(good))[:MAX_COMPARE]
         return (session, gr.update(choices=session.compare, value=session.compare),
@@ -157,4 +172,4 @@ class Handlers(Base):
         """PNG, NPY and JSON of the current view."""
         if session.entry is None or session.synset is None:
             raise gr.Error("Upload an image and select a concept first.")
-        return export(session.entry, session.synset, session.view)
+        return export(session.entry, session.synset, session.view, session.export_folder())

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from convis.app.backend import Backend
+from convis.app.limits import MAX_TEXT
 from convis.app.panels import info_html, top_html
 from convis.app.session import COLORMAPS, MAX_COMPARE, STYLES, Session, View
 from convis.app.widgets import ConceptLinks, ImageInput, SynsetTree, make_fetch_children, tree_value
@@ -86,7 +87,7 @@ def build_layout(backend: Backend, examples: Sequence[str]) -> SimpleNamespace:
         hierarchy, tree_error = backend.hierarchy(), ""
     except Exception as exc:  # noqa: BLE001 - the app must come up and show the problem
         hierarchy, tree_error = None, f"{type(exc).__name__}: {exc}"
-    session = gr.State(Session(), time_to_live=SESSION_TTL_S)
+    session = gr.State(Session(), time_to_live=SESSION_TTL_S, delete_callback=Session.close)
     gr.Markdown(HEADER)
     _banner(backend, tree_error)
     with gr.Row():
@@ -96,11 +97,11 @@ def build_layout(backend: Backend, examples: Sequence[str]) -> SimpleNamespace:
                             label="Concept set T", elem_id="cv-vocab")
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320, elem_id="cv-browser"):
-            search = gr.Textbox(label="Find a concept", elem_id="cv-search", max_lines=1,
+            search = gr.Textbox(label="Find a concept", elem_id="cv-search", max_lines=1, max_length=MAX_TEXT,
                                 placeholder="dog, dog.n.01 or n02084071 (Enter: go to the best match)")
             hits = ConceptLinks(elem_id="cv-hits")
             tree = SynsetTree(tree_value(hierarchy, error=tree_error), elem_id="cv-tree",
-                              children_fn=make_fetch_children(backend.hierarchy))
+                              children_fn=make_fetch_children(backend.loaded_hierarchy))
             info = ConceptLinks(info_html(hierarchy, None), elem_id="cv-info")
         with gr.Column(scale=3, min_width=360, elem_id="cv-viewer"):
             with gr.Row():

@@ -1,21 +1,33 @@
-"""What one browser tab keeps: a few image indexes (LRU), the selection, the view settings.
+"""What one browser tab keeps: keys of a few image indexes, the selection, the view settings.
 
 A `Session` lives in a `gr.State` with a time to live. Its initial value is deep-copied per tab,
-so it starts empty and only ever holds references: models and hierarchies stay in the `Backend`.
+so it starts empty. It holds no bytes of its own: its indexes are weak references into the
+`Backend`'s byte-bounded cache (an index the backend drops is gone for the tab too), and its
+exports live in one temporary folder, bounded, removed when the tab's state is deleted.
 """
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
+import time
+import uuid
+import weakref
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+from convis.app import limits
 from convis.app.backend import Entry, Key
 
 # Labels of the style radio -> convis.render style names.
 STYLES = {"Overlay": "overlay", "White blend (paper)": "white", "Heatmap": "map", "Threshold mask": "mask"}
 COLORMAPS = ("jet", "inferno", "turbo", "viridis", "magma", "plasma")
 MAX_COMPARE = 6
+MAX_EXPORTS = 3  # export sets (PNG + NPY + JSON, at most ~18 MB each) kept per tab; older ones are deleted
+_EXPORT_ROOT: list[Path] = []  # one private folder per process, made on the first export
 
 
 class Superseded(Exception):
@@ -41,22 +53,32 @@ class View:
     def from_controls(cls, style: str, cmap: str, alpha: float, exponent: float, box: bool,
                       threshold: float) -> View:
         """Build from the control values (the style radio gives its label or its value)."""
-        style = STYLES.get(style, style)
+        style = STYLES.get(style, style) if isinstance(style, str) else style
         if style not in STYLES.values():
-            raise ValueError(f"unknown style {style!r}; use one of {', '.join(STYLES.values())}")
+            raise limits.BadRequest(f"unknown style {repr(style)[:40]}; use one of {', '.join(STYLES.values())}")
         if cmap not in COLORMAPS:
-            raise ValueError(f"unknown colormap {cmap!r}; use one of {', '.join(COLORMAPS)}")
-        return cls(style, cmap, float(alpha), float(exponent), bool(box), float(threshold))
+            raise limits.BadRequest(f"unknown colormap {repr(cmap)[:40]}; use one of {', '.join(COLORMAPS)}")
+        return cls(style, cmap, limits.number(alpha, "opacity", 0, 1), limits.number(exponent, "exponent", 1, 100),
+                   bool(box), limits.number(threshold, "threshold", 0, 1))
+
+
+def _export_root() -> Path:
+    if not _EXPORT_ROOT:
+        root = Path(tempfile.mkdtemp(prefix="convis-exports-"))  # private (0700), not a shared name
+        atexit.register(shutil.rmtree, root, True)
+        _EXPORT_ROOT.append(root)
+    return _EXPORT_ROOT[0]
 
 
 @dataclass
 class Session:
-    """Per-tab state. Bounded: at most `capacity` indexes are referenced."""
+    """Per-tab state. Bounded: at most `capacity` index keys, `MAX_EXPORTS` export sets."""
 
     capacity: int = 3
     model: str = ""  # "" = the backend's default
     vocabulary: str = ""
-    entries: OrderedDict[Key, Entry] = field(default_factory=OrderedDict)
+    # key -> (weak reference to the backend's index, weak reference to its display crop, file name)
+    entries: OrderedDict[Key, tuple[Any, Any, str]] = field(default_factory=OrderedDict)
     current: Key | None = None
     synset: str | None = None
     compare: list[str] = field(default_factory=list)
@@ -64,28 +86,55 @@ class Session:
     image_path: str | None = None  # last image that indexed fine (restored after a bad upload)
     latest_upload: str | None = None  # set at upload time, before the queued job: newer wins
     failed_upload: str | None = None  # the last upload that was not an image (reported once)
+    exports: str | None = None  # this tab's export folder, made on its first export
+
+    def find(self, key: Key) -> Entry | None:
+        """An entry this tab indexed before and the backend still holds, or None."""
+        held = self.entries.get(key)
+        index, display = (held[0](), held[1]()) if held else (None, None)
+        if index is None or display is None:
+            return None
+        self.entries.move_to_end(key)
+        return Entry(key, index, display, held[2], 0.0)
 
     @property
     def entry(self) -> Entry | None:
-        """The image being explored, or None before the first upload."""
-        return self.entries.get(self.current) if self.current else None
+        """The image being explored, or None before the first upload or once the backend dropped it."""
+        return self.find(self.current) if self.current else None
+
+    @property
+    def dropped(self) -> bool:
+        """Whether the current image's index was dropped by the backend (to stay in its memory budget)."""
+        return self.current is not None and self.entry is None
 
     def remember(self, entry: Entry) -> None:
-        """Make an entry current; drop the least recently used beyond capacity."""
-        self.entries[entry.key] = entry
+        """Make an entry current (by weak reference); forget the least recently used beyond capacity."""
+        self.entries[entry.key] = (weakref.ref(entry.index), weakref.ref(entry.display), entry.name)
         self.entries.move_to_end(entry.key)
         self.current = entry.key
         while len(self.entries) > self.capacity:
             self.entries.popitem(last=False)
 
-    def find(self, key: Key) -> Entry | None:
-        """An entry this tab indexed before, or None."""
-        entry = self.entries.get(key)
-        if entry is not None:
-            self.entries.move_to_end(key)
-        return entry
-
     def check_current(self, upload: str | None) -> None:
         """Raise `Superseded` if a newer upload arrived after `upload` (polled during indexing)."""
         if upload != self.latest_upload:
             raise Superseded(upload)
+
+    def export_folder(self) -> Path:
+        """A new empty folder for one export set; the oldest sets beyond `MAX_EXPORTS` are deleted."""
+        if self.exports is None:
+            self.exports = str(_export_root() / uuid.uuid4().hex)
+        root = Path(self.exports)
+        root.mkdir(parents=True, exist_ok=True)
+        sets = sorted(root.iterdir())  # named by creation time
+        for old in sets[: max(0, len(sets) - MAX_EXPORTS + 1)]:
+            shutil.rmtree(old, ignore_errors=True)
+        folder = root / f"{time.time_ns():020d}"
+        folder.mkdir()
+        return folder
+
+    def close(self) -> None:
+        """The tab is gone (closed or expired): delete its exports."""
+        if self.exports is not None:
+            shutil.rmtree(self.exports, ignore_errors=True)
+            self.exports = None

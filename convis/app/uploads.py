@@ -23,6 +23,19 @@ from convis.image import ImageError, load_image
 TOP_K = 15
 
 
+def read_upload(path: str) -> Image.Image:
+    """The uploaded picture, decoded within the pixel budget. Messages name the file, never a server path."""
+    name = Path(path).name
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ImageError(f"{name} is no longer on the server (uploads are kept for an hour); "
+                         "upload it again") from None
+    except OSError as exc:
+        raise ImageError(f"could not read {name}: {exc.strerror or 'read error'}; upload it again") from None
+    return load_image(data)
+
+
 class Uploads(Base):
     """Upload and engine-switch handlers."""
 
@@ -40,8 +53,8 @@ class Uploads(Base):
             return (session, *skip)
         name = Path(path).name
         try:
-            image = load_image(Path(path).read_bytes())  # messages name the upload, not a server path
-        except (ImageError, OSError) as exc:
+            image = read_upload(path)
+        except ImageError as exc:
             if path == session.failed_upload:  # Gradio may report one upload twice: warn once
                 return (session, *skip)
             session.failed_upload = path
@@ -124,7 +137,7 @@ class Uploads(Base):
                     panels.info_html(h, session.synset))
         upload = session.latest_upload
         try:
-            image = load_image(Path(session.image_path).read_bytes())
+            image = read_upload(session.image_path)
             entry = self.ensure_index(image, Path(session.image_path).name, session, progress, upload)
         except Superseded:
             return (session, gr.skip(), gr.skip(), tree, *(gr.skip(),) * 4)

@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
-import tempfile
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +17,6 @@ from convis import render
 from convis.app.backend import Entry
 from convis.app.session import View
 from convis.boxes import map_to_box
-
-EXPORT_TTL_S = 3600  # export folders older than this are deleted at the next export
-
 
 def panel(image: np.ndarray, saliency: np.ndarray, view: View) -> np.ndarray:
     """One picture of one map over an image, in the view's style. (H, W, 3) uint8."""
@@ -66,7 +59,7 @@ def settings(entry: Entry, synset: str, view: View, box: tuple[int, int, int, in
         "model": index.model_id or model,
         "vocabulary": vocabulary,
         "wordnet_version": index.hierarchy.wordnet_version,
-        "image": {"name": entry.name, "pixels_sha1_20": image_hash},
+        "image": {"name": entry.name, "pixels_sha256": image_hash},
         "crop_in_image": {"x0": index.crop.x0, "y0": index.crop.y0, "side": index.crop.side},
         "grid_config": dataclasses.asdict(index.config),
         "view": view.as_dict(),
@@ -77,19 +70,9 @@ def settings(entry: Entry, synset: str, view: View, box: tuple[int, int, int, in
     }
 
 
-def _export_root() -> Path:
-    root = Path(tempfile.gettempdir()) / "convis-exports"
-    root.mkdir(parents=True, exist_ok=True)
-    for old in root.iterdir():  # exports are copied into Gradio's cache; ours only need to live briefly
-        if old.is_dir() and time.time() - old.stat().st_mtime > EXPORT_TTL_S:
-            shutil.rmtree(old, ignore_errors=True)
-    return root
-
-
-def export(entry: Entry, synset: str, view: View) -> list[str]:
-    """Write PNG (the current view), NPY (the raw map) and JSON (the settings); return their paths."""
-    folder = _export_root() / uuid.uuid4().hex[:12]
-    folder.mkdir()
+def export(entry: Entry, synset: str, view: View, folder: Path) -> list[str]:
+    """Write PNG (the current view), NPY (the raw map) and JSON (the settings) into `folder`
+    (the session's, see `Session.export_folder`); return their paths."""
     stem = f"convis_{Path(entry.name).stem}_{synset}".replace("/", "_")
     picture, box = render_view(entry, synset, view)
     png, npy, meta = folder / f"{stem}.png", folder / f"{stem}.npy", folder / f"{stem}.json"

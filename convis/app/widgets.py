@@ -14,6 +14,7 @@ from typing import Any
 
 import gradio as gr
 
+from convis.app import limits
 from convis.hierarchy import Hierarchy
 
 PAGE = 100  # children sent per request: person.n.01 has hundreds
@@ -101,15 +102,20 @@ class ConceptLinks(gr.HTML):
                          js_on_load=_LINKS_JS, **kwargs)
 
 
-def make_fetch_children(hierarchy_of: Callable[[str], Hierarchy]) -> Callable[[dict], dict]:
-    """The tree's server function, bound to a vocabulary -> hierarchy lookup that validates names."""
+def make_fetch_children(hierarchy_of: Callable[[str], Hierarchy | None]) -> Callable[[dict], dict]:
+    """The tree's server function, bound to a vocabulary -> loaded hierarchy lookup (None if not
+    loaded). It runs outside the queue, so it must never load anything and reads bounded input."""
 
     def fetch_children(request: dict) -> dict:
         try:
-            h = hierarchy_of(str(request.get("vocabulary") or ""))
-            return children_page(h, str(request["synset"]), int(request.get("offset", 0)),
-                                 int(request.get("limit", PAGE)))
-        except (KeyError, ValueError, TypeError, IndexError) as exc:  # bad request: say so in the tree
+            vocabulary = limits.text(str(request.get("vocabulary") or ""), "vocabulary", limits.MAX_WORD)
+            h = hierarchy_of(vocabulary)
+            if h is None:
+                raise ValueError(f"the concept set {vocabulary!r} is not loaded on this server")
+            return children_page(h, limits.text(request["synset"], "synset"),
+                                 limits.whole(request.get("offset", 0), "offset", 0, 10**6),
+                                 limits.whole(request.get("limit", PAGE), "limit", 1, 1000))
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:  # bad request: say so
             return {"items": [], "total": 0, "offset": 0, "error": f"could not list children: {exc}"}
 
     return fetch_children
@@ -124,7 +130,22 @@ class ImageInput(gr.Image):
 
     is_template = True  # the frontend renders it as a plain Image
 
+    def async_move_resource_to_block_cache(self, url_or_file_path: Any) -> Any:
+        _refuse_url(url_or_file_path)
+        return super().async_move_resource_to_block_cache(url_or_file_path)
+
+    def move_resource_to_block_cache(self, url_or_file_path: Any) -> Any:
+        _refuse_url(url_or_file_path)
+        return super().move_resource_to_block_cache(url_or_file_path)
+
     def preprocess(self, payload: Any) -> Any:
         if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
             return str(payload.path)
         return super().preprocess(payload)
+
+
+def _refuse_url(path: Any) -> None:
+    """Gradio fetches an input given as a URL with no size cap; a public server must not."""
+    if str(path or "").lower().startswith(("http://", "https://", "//", "ftp://")):
+        raise gr.Error("This server does not fetch images from URLs; download the picture and upload the "
+                       "file (with gradio_client: handle_file('picture.jpg')).", print_exception=False)

@@ -1,0 +1,48 @@
+"""At most one pending CLIP job per session: a client cannot fill the shared queue by itself.
+
+Gradio's queue bounds its total size (`max_size`) and runs each concurrency id `concurrency_limit`
+jobs at a time, but one client can still enqueue `max_size` jobs and make every other user wait
+behind them. This wraps the queue's `push` (where a job joins) so that a session with a job of
+the guarded concurrency id waiting or running gets HTTP 400 with a message, at once.
+Relies on gradio 6's `Queue.push` and `Queue.event_ids_to_events` (checked in tests).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+MESSAGE = ("This session already has a CLIP job waiting or running; wait for it to finish (one "
+           "indexing job per session keeps the queue fair for everyone).")
+
+
+def one_job_per_session(demo: gr.Blocks, concurrency_id: str = "model", limit: int = 1) -> None:
+    """Refuse a session's new job of `concurrency_id` while it has `limit` such jobs pending.
+
+    Call after `demo.queue(...)`.
+    """
+    queue = demo._queue
+    push = queue.push
+
+    async def guarded_push(body: Any, request: Any, username: Any) -> Any:
+        session = getattr(body, "session_hash", None)
+        fn = _fn_of(queue, body)
+        if session and fn is not None and fn.concurrency_id == concurrency_id:
+            pending = sum(1 for e in list(queue.event_ids_to_events.values())
+                          if e.session_hash == session and e.concurrency_id == concurrency_id)
+            if pending >= limit:
+                return False, MESSAGE, "error"
+        return await push(body=body, request=request, username=username)
+
+    queue.push = guarded_push
+
+
+def _fn_of(queue: Any, body: Any) -> Any:
+    """The event's function, or None when the body names none (the queue then refuses it itself)."""
+    try:
+        from gradio import route_utils
+
+        return route_utils.get_fn(queue.blocks, None, body)
+    except Exception:  # noqa: BLE001 - an unknown index: leave the answer to gradio's own push
+        return None
