@@ -134,12 +134,12 @@ def _open(fp: Path | io.BytesIO, name: str, max_side: int) -> Image.Image:
 
 
 def _shrink(im: Image.Image, max_side: int) -> Image.Image:
-    """A box-filtered reduction to about twice `max_side` (the LANCZOS step finishes), any mode.
-
-    Palette and bilevel images fall back to nearest neighbour here, which is harmless at 2x.
+    """A box-filtered reduction by a whole factor to between `max_side` and twice that (the LANCZOS
+    step finishes), in any mode. Palette and bilevel images fall back to nearest neighbour here,
+    which is harmless at that oversampling.
     """
     w, h = im.size
-    factor = max(w, h) // (2 * max_side)
+    factor = max(w, h) // max_side
     if factor < 2:
         return im
     return im.resize((max(MIN_SIDE, w // factor), max(MIN_SIDE, h // factor)), Image.Resampling.BOX)
@@ -205,6 +205,9 @@ def _to_rgb(im: Image.Image, copy: bool = True) -> Image.Image:
     """An RGB image (new unless `copy` is False): alpha over white, high bit depths scaled."""
     if im.mode == "RGB":
         return im.copy() if copy else im
+    if im.mode.startswith("I;16"):  # the declared 16-bit range, in integers: 2 + 4 bytes a pixel, not 8 x 4
+        a = np.asarray(im).astype(np.uint32)
+        return Image.fromarray(((a * 255 + 32767) // 65535).astype(np.uint8)).convert("RGB")
     if im.mode in _HIGH_DEPTH:
         return Image.fromarray(_to_uint8(np.asarray(im, dtype=np.float64), im.mode)).convert("RGB")
     if im.mode in _ALPHA or (im.mode in ("P", "L", "1") and "transparency" in im.info):
