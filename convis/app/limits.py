@@ -38,8 +38,9 @@ def whole(value: Any, what: str, lo: int, hi: int) -> int:
     """`value` as an int in [lo, hi]; whole floats (10.0 from a number box) are accepted."""
     shown = repr(value)[:40]
     if isinstance(value, str):
+        value = text(value, what, MAX_WORD)
         try:
-            value = float(text(value, what, MAX_WORD))
+            value = float(value)
         except ValueError:
             raise BadRequest(f"{what} must be a whole number from {lo} to {hi}, got {shown}") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
