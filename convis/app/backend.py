@@ -1,12 +1,9 @@
 """What the app loads once per process and shares between sessions: engines and image indexes.
 
-An engine (model + hierarchy + concept bank) is loaded lazily once per (model, vocabulary) and kept
-in a small LRU; its model and bank leave the library's caches with it. Indexes live in a
-byte-bounded LRU keyed by (image hash, model, vocabulary, seed), so the UI and the stateless API
-reuse each other's work; sessions only hold keys (weak references) into it.
-
-Loads take a lock per key: a tab loading ViT-L-14 or `nouns` never delays a tab that uses what is
-already loaded. A failed load is remembered and retried after a back-off (30 s, doubling to 10 min).
+Engines (model + hierarchy + concept bank) load lazily, a lock per key (one tab's load never
+delays another's use of what is loaded), into a small LRU; model and bank leave memory with their
+engine. Indexes live in a byte-bounded LRU keyed by (image hash, model, vocabulary, seed), shared
+by the UI and the API; sessions only hold weak references into it.
 """
 
 from __future__ import annotations
@@ -41,8 +38,7 @@ Progress = Callable[[int, int], None]  # (done, total)
 Key = tuple[str, str, str, int]  # (image hash, model key, vocabulary, seed)
 VOCABULARIES = ("physical", "nouns")
 OFFLINE_MODEL = "test-tiny/none"  # offered when the default model cannot load: the UI stays explorable
-# Offered on a public server only with `allow_large` (app flag --allow-large): a `nouns` engine is
-# ~1 GB with its indexes (240 MB each), a ViT-L-14 1.7 GB.
+# Offered only with `allow_large` (--allow-large): `nouns` indexes are 240 MB each, a ViT-L-14 1.7 GB.
 LARGE_VOCABULARIES = ("nouns",)
 LARGE_MODEL_PREFIXES = ("ViT-L-", "ViT-H-", "ViT-g-", "ViT-bigG-")
 Loader = Callable[..., Any]  # load_model(name, pretrained, device=...) -> Clip
@@ -59,8 +55,7 @@ def model_key(model: str, pretrained: str | None = None) -> str:
 
 
 def image_hash(image: Image.Image) -> str:
-    """SHA-256 of the decoded pixels (full digest: the key is shared between users, so no collisions
-    by truncation): the same picture re-saved or re-uploaded keys the same index."""
+    """Full SHA-256 of the decoded pixels (a key shared by all users): re-saved copies share an index."""
     digest = hashlib.sha256(f"{image.size}{image.mode}".encode())
     digest.update(image.tobytes())
     return digest.hexdigest()
@@ -94,16 +89,13 @@ class Backend:
     Args:
         model: default model key or spec ("ViT-B-32/openai", "test-tiny").
         vocabulary: default concept set (any of `convis.wordnet.VOCABULARIES`).
-        device: torch device or "auto".
-        seek: bank texts, "definitions" (the paper) or "lemmas".
+        device: torch device or "auto".  seek: bank texts, "definitions" (the paper) or "lemmas".
         max_engines: engines kept loaded at once (their models and banks go with them).
         max_indexes, max_index_bytes: bounds of the shared index LRU.
         gpu: optional decorator (``spaces.GPU(duration=...)``) applied to the indexing call.
         display_size: side of the rendered views, in pixels.
-        hierarchies: ready-made concept sets by vocabulary name (e.g. a toy one in tests); they
-            are offered in addition to the WordNet vocabularies.
-        allow_large: also offer `nouns` and ViT-L (and larger) models; off for a public server
-            unless the hardware holds them. The defaults given here are always offered.
+        hierarchies: ready-made concept sets by name (e.g. a toy one in tests), offered too.
+        allow_large: also offer `nouns` and ViT-L (and larger) models (the defaults always are).
         loader: how a model is loaded (`convis.models.load_model`); tests inject a slow one.
     """
 
@@ -119,7 +111,7 @@ class Backend:
         self.allow_large, self._loader = allow_large, loader
         self.startup_error: str | None = None
         self._given = dict(hierarchies or {})
-        self._hierarchies: dict[str, Hierarchy] = {}  # bounded by the offered vocabularies
+        self._hierarchies: dict[str, Hierarchy] = dict(self._given)  # bounded by the offered vocabularies
         self._engines: LRU[tuple[str, str], Engine] = LRU(max_engines, on_evict=self._release)
         self._indexes: OrderedDict[Key, Entry] = OrderedDict()
         self._index_lock = threading.Lock()  # guards `_indexes` only; held for microseconds
@@ -171,7 +163,7 @@ class Backend:
     def loaded_hierarchy(self, vocabulary: str | None = None) -> Hierarchy | None:
         """The concept set if it is already in memory, else None. Never loads: for calls outside the queue."""
         vocabulary = vocabulary or self.default_vocabulary
-        return self._given.get(vocabulary) or self._hierarchies.get(vocabulary)
+        return self._hierarchies.get(vocabulary)
 
     def hierarchy(self, vocabulary: str | None = None) -> Hierarchy:
         """The concept set of an offered vocabulary (disk-cached; WordNetUnavailableError if missing)."""
@@ -203,8 +195,7 @@ class Backend:
             return engine
 
     def _release(self, key: tuple[str, str], engine: Engine) -> None:
-        """An engine left the LRU: drop its bank, and its model unless another engine uses it.
-        Indexes made with it stay usable (they hold ranks, not the model)."""
+        """An engine left the LRU: drop its bank, and its model unless another engine uses it."""
         forget_bank(engine.bank)
         if all(e.clip is not engine.clip for e in self._engines.values()):
             forget_model(engine.clip)
@@ -251,7 +242,6 @@ class Backend:
 
     def describe(self) -> dict[str, Any]:
         """Small status dict (for logs and the status line)."""
-        with self._index_lock:
-            entries = list(self._indexes.values())
-        return {"engines": [f"{m} over {v}" for m, v in self._engines],
-                "indexes": len(entries), "index_mib": round(sum(e.nbytes for e in entries) / 2**20, 1)}
+        entries = list(self._indexes.values())  # a snapshot; no lock needed for a status line
+        return {"engines": [f"{m} over {v}" for m, v in self._engines], "indexes": len(entries),
+                "index_mib": round(sum(e.nbytes for e in entries) / 2**20, 1)}

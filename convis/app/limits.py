@@ -29,8 +29,8 @@ def text(value: Any, what: str, max_chars: int = MAX_TEXT) -> str:
     if not isinstance(value, str):
         raise BadRequest(f"{what} must be text, got {type(value).__name__}")
     if len(value) > max_chars:
-        raise BadRequest(f"{what} is {len(value):,} characters long; the limit is {max_chars}. "
-                         "Send a concept name such as 'dog.n.01' or a word such as 'dog'.")
+        hint = " Send a concept name such as 'dog.n.01' or a word such as 'dog'." if max_chars >= MAX_TEXT else ""
+        raise BadRequest(f"{what} is {len(value):,} characters long; the limit is {max_chars}.{hint}")
     return value
 
 
