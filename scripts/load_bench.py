@@ -3,6 +3,7 @@
     python scripts/load_bench.py                       # starts `python app.py --model test-tiny`
     python scripts/load_bench.py --clients 8 --requests 25
     python scripts/load_bench.py --url http://127.0.0.1:7860   # an already running server (no RSS)
+    python scripts/load_bench.py --app /tmp/old/app.py          # another checkout (A/B in one session)
 
 Each client mixes `/search` (browsing), `/explain` (a map; the first call per picture indexes it)
 and `/top_concepts` over a few generated pictures. Prints requests/s, p50/p95 latency per kind,
@@ -47,10 +48,10 @@ def rss_mib(pid: int, field: str = "VmRSS") -> float:
     return float("nan")
 
 
-def start_server(model: str, port: int, extra: list[str]) -> subprocess.Popen:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--model", model, "--host", "127.0.0.1",
-                             "--port", str(port), *extra], cwd=ROOT, env=env,
+def start_server(app: Path, model: str, port: int, extra: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(app.parent)}
+    proc = subprocess.Popen([sys.executable, str(app), "--model", model, "--host", "127.0.0.1",
+                             "--port", str(port), *extra], cwd=app.parent, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline:
@@ -107,6 +108,7 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=25, help="per client")
     p.add_argument("--images", type=int, default=4, help="distinct generated pictures")
     p.add_argument("--model", default="test-tiny")
+    p.add_argument("--app", type=Path, default=ROOT / "app.py", help="the app.py to serve (its folder goes first on PYTHONPATH)")
     p.add_argument("--url", default=None, help="benchmark a running server instead of starting one")
     p.add_argument("--server-arg", action="append", default=[], help="extra flag for app.py (repeatable)")
     args = p.parse_args()
@@ -116,9 +118,9 @@ def main() -> None:
     if url is None:
         port = free_port()
         t0 = time.perf_counter()
-        proc = start_server(args.model, port, args.server_arg)
+        proc = start_server(args.app.resolve(), args.model, port, args.server_arg)
         url = f"http://127.0.0.1:{port}"
-        print(f"server up in {time.perf_counter() - t0:.1f} s (python app.py --model {args.model})")
+        print(f"server up in {time.perf_counter() - t0:.1f} s (python {args.app} --model {args.model})")
     peak = [0.0]
     stop = threading.Event()
 
@@ -132,12 +134,11 @@ def main() -> None:
             images = make_images(Path(tmp), args.images)
             idle = rss_mib(proc.pid) if proc else float("nan")
             # Warm-up: index every picture once, so growth below is per-request memory, not the cache.
-            warm: list = []
-            client_loop_images = [(img, i) for i, img in enumerate(images)]
             from gradio_client import Client, handle_file
+
             c = Client(url, verbose=False)
             t0 = time.perf_counter()
-            for img, _ in client_loop_images:
+            for img in images:
                 c.predict(handle_file(img), 3, api_name="/top_concepts")
             warm_s = time.perf_counter() - t0
             warm_rss = rss_mib(proc.pid) if proc else float("nan")
