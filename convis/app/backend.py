@@ -242,6 +242,7 @@ class Backend:
 
     def describe(self) -> dict[str, Any]:
         """Small status dict (for logs and the status line)."""
-        entries = list(self._indexes.values())  # a snapshot; no lock needed for a status line
+        with self._index_lock:
+            entries = list(self._indexes.values())
         return {"engines": [f"{m} over {v}" for m, v in self._engines], "indexes": len(entries),
                 "index_mib": round(sum(e.nbytes for e in entries) / 2**20, 1)}
