@@ -172,3 +172,21 @@ def test_bad_upload_says_why_and_keeps_the_session(page, tmp_path):
     page.set_viewport_size({"width": 420, "height": 900})  # a phone: the picture comes first
     page.screenshot(path=str(ARTIFACTS / "browser-3-narrow.png"), full_page=True)
     assert page.locator("#cv-map").bounding_box()["y"] < page.locator("#cv-tree").bounding_box()["y"]
+
+
+def test_tree_labels_keep_one_size_at_every_depth(page):
+    """Gradio's `.prose ul ul { font-size: 90% }` must not shrink nested rows (0.9x per level)."""
+    page.locator("#cv-search input").fill("dog.n.01")
+    page.locator("#cv-search input").press("Enter")  # reveals dog, many levels down
+    dog = page.locator('#cv-tree li[data-id="dog.n.01"][aria-selected="true"]').first
+    dog.wait_for()
+    level = int(dog.get_attribute("aria-level"))
+    assert level >= 9, f"dog.n.01 is at depth {level - 1}; the test needs depth 8 or more"
+    size = ("el => { const s = getComputedStyle(el); return [parseFloat(s.fontSize), el.getBoundingClientRect().left]; }")
+    top_size, top_left = row(page, "entity.n.01").locator(":scope > .cvt-row .cvt-label").evaluate(size)
+    deep_size, deep_left = dog.locator(":scope > .cvt-row .cvt-label").evaluate(size)
+    assert top_size >= 12 and deep_size == top_size, (top_size, deep_size)
+    # The indent is the widget's own (16 px a level), not the theme's nested-list padding on top.
+    assert abs((deep_left - top_left) - 16 * (level - 1)) <= 2, (deep_left - top_left, level)
+    dog.scroll_into_view_if_needed()
+    page.locator("#cv-tree").screenshot(path=str(ARTIFACTS / "browser-4-deep-tree.png"))
