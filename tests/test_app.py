@@ -164,7 +164,10 @@ def test_upload_shows_a_map_and_top_concepts(toy_backend):
     uploads, session = Uploads(toy_backend), Session()
     uploads.mark_upload(CAT, session)
     _, image, picture, status, top, tree, info = uploads.index_image(CAT, session, noop)
-    assert isinstance(picture, np.ndarray) and picture.shape == (512, 512, 3)
+    # The whole picture by default: the map keeps cat.jpg's 451 x 300 aspect, long side capped at 768.
+    assert isinstance(picture, np.ndarray) and picture.shape[2] == 3 and max(picture.shape[:2]) <= 768
+    assert abs(picture.shape[1] / picture.shape[0] - 451 / 300) < 0.01, picture.shape
+    assert "whole picture" in status and session.entry.index.crop.box == (0, 0, 451, 300)
     assert "cat.jpg" in status and "data-synset" in top and session.synset in info
     assert tree["selected"] == session.synset, "the top concept is revealed in the tree"
 
@@ -213,7 +216,7 @@ def test_export_writes_png_npy_and_settings(indexed):
     png, npy, meta = map(Path, handlers.export(session))
     assert Image.open(png).format == "PNG"
     raw = np.load(npy)
-    assert raw.dtype == np.float32 and raw.shape == (session.entry.index.crop.side,) * 2
+    assert raw.dtype == np.float32 and raw.shape == (300, 451), "the whole cat.jpg, at its own size"
     assert 0 <= raw.min() and raw.max() <= 1
     settings = json.loads(meta.read_text())
     assert settings["synset"] == "cat.n.01" and settings["model"] == "test-tiny/none"

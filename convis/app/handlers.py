@@ -11,8 +11,9 @@ from typing import Any
 
 import gradio as gr
 
-from convis.app import panels
+from convis.app import maps, panels
 from convis.app.backend import Backend
+from convis.app.maps import wordnet_hint
 from convis.app.session import MAX_COMPARE, Session, View
 from convis.app.views import export, render_compare, render_view
 from convis.app.widgets import tree_value
@@ -48,14 +49,18 @@ class Base:
 
     def _draw(self, session: Session) -> tuple[Any, str]:
         """(picture or skip, status) for the session's selection on its current image."""
-        entry, name = session.entry, session.synset
+        entry, name = session.entry, session.item
         if entry is None or name is None:
             return gr.skip(), ("Upload an image (or pick an example) to see where CLIP finds "
                                f"`{name}`." if name else "Upload an image to start.")
         t0 = time.perf_counter()
-        picture, _ = render_view(entry, name, session.view)
+        try:
+            saliency, what = maps.current(self.b, session)
+        except USER_ERRORS as exc:
+            return gr.skip(), problem(f"Could not map {name}", exc)
+        picture, _ = render_view(entry, name, session.view, saliency)
         ms = 1000 * (time.perf_counter() - t0)
-        return picture, (f"`{name}` on **{entry.name}**: drawn from the index in {ms:.0f} ms "
+        return picture, (f"`{name}` on **{entry.name}**: {what}, drawn from the index in {ms:.0f} ms "
                          "(no new CLIP pass).")
 
     def _choose(self, session: Session, query: str) -> tuple[Hierarchy, str]:
@@ -75,28 +80,58 @@ class Handlers(Base):
     def select_node(self, session: Session, evt: gr.EventData) -> tuple:
         """Tree click. Returns (session, map, info, status); the tree highlighted the row itself."""
         h, session.synset = self._choose(session, str(evt.synset))
+        session.phrase = None
         path = getattr(evt, "path", None)  # the route the user took in the tree, for the breadcrumbs
         picture, status = self._draw(session)
         info = panels.info_html(h, session.synset, path if isinstance(path, list) else None)
         return session, picture, info, status
 
     def navigate(self, session: Session, evt: gr.EventData) -> tuple:
-        """Link click (breadcrumb, search hit, top concept). Returns (session, tree, map, info, status)."""
+        """Link click (breadcrumb, search hit, top concept, "map this phrase").
+
+        Returns (session, tree, map, info, status).
+        """
+        phrase = getattr(evt, "phrase", None)
+        if phrase is not None:
+            return self.show_phrase(session, str(phrase))
         h, session.synset = self._choose(session, str(evt.synset))
+        session.phrase = None
         picture, status = self._draw(session)
         return session, tree_value(h, session.synset), picture, panels.info_html(h, session.synset), status
 
+    def show_phrase(self, session: Session, text: str) -> tuple:
+        """Map a free-text phrase. Returns (session, tree, map, info, status)."""
+        try:
+            text = maps.clean_phrase(text)
+            engine = self.b.engine(session.model or None, session.vocabulary or None)
+            nearest = engine.nearest_concepts(text, k=6)  # one text forward
+        except USER_ERRORS as exc:
+            raise gr.Error(f"Could not map the phrase: {exc}") from None
+        session.phrase = text
+        picture, status = self._draw(session)
+        return session, gr.skip(), picture, panels.phrase_html(text, nearest), status
+
     def search(self, text: str, session: Session) -> str:
-        """Search-as-you-type: up to 12 hits as links."""
+        """Search-as-you-type: up to 12 hits as links, "map this phrase", and a WordNet hint."""
         h = self.hierarchy(session)
-        return panels.search_html(h, text, h.search(text, 12) if h else [])
+        hits = h.search(text, 12) if h else []
+        return panels.search_html(h, text, hits, None if hits or h is None else wordnet_hint(h, text))
 
     def search_submit(self, text: str, session: Session) -> tuple:
-        """Enter in the search box: go to the best hit. Returns (session, tree, map, info, status)."""
+        """Enter in the search box: go to the best hit, else map the words as a phrase.
+
+        Returns (session, tree, map, info, status).
+        """
         h = self.hierarchy(session)
         hits = h.search(text, 1) if h and text.strip() else []
         if not hits:
             if h is not None and text.strip():
+                if not maps.looks_like_synset(text):
+                    return self.show_phrase(session, text)
+                hint = wordnet_hint(h, text)
+                if hint:
+                    raise gr.Error(f"{hint[0]} is in WordNet but not in {h.vocabulary}; its nearest hypernym "
+                                   f"there is {hint[1]} (or map the word as a phrase).")
                 self._choose(session, text)  # raises with the did-you-mean message
             return (session, *(gr.skip(),) * 4)
         return self.navigate(session, gr.EventData(None, {"synset": hits[0]}))
@@ -115,16 +150,30 @@ class Handlers(Base):
     def _compare_picture(self, session: Session) -> Any:
         if session.entry is None or not session.compare:
             return None if not session.compare else gr.skip()
-        return render_compare(session.entry, session.compare, session.view)
+        try:
+            ready = maps.item_maps(self.b, session.entry, session.compare)
+        except USER_ERRORS as exc:
+            raise gr.Error(f"Could not draw the compare view: {exc}") from None
+        return render_compare(session.entry, session.compare, session.view, ready)
 
     def set_compare(self, names: list[str] | None, session: Session) -> tuple:
-        """Set the compare list (validated, at most 6). Returns (session, list control, grid)."""
+        """Set the compare list (validated, at most 6). Returns (session, list control, grid).
+
+        A name T lacks that does not look like a synset name joins as a free-text phrase.
+        """
         h = self.hierarchy(session)
         good: list[str] = []
         for n in names or []:
+            phrase = maps.unquote(n)
             try:
-                good.append(h.resolve(n) if h else n)
+                good.append(maps.quote(maps.clean_phrase(phrase)) if phrase is not None
+                            else h.resolve(n) if h else n)
             except UnknownConceptError as exc:
+                if maps.looks_like_synset(n):
+                    gr.Warning(str(exc))
+                else:
+                    good.append(maps.quote(maps.clean_phrase(n)))
+            except ValueError as exc:
                 gr.Warning(str(exc))
         session.compare = list(dict.fromkeys(good))[:MAX_COMPARE]
         return (session, gr.update(choices=session.compare, value=session.compare),
@@ -132,11 +181,12 @@ class Handlers(Base):
 
     def compare_add(self, session: Session) -> tuple:
         """Add the selected concept to the compare list."""
-        if session.synset is None:
-            raise gr.Error("Select a concept first.")
-        if len(session.compare) >= MAX_COMPARE and session.synset not in session.compare:
+        item = session.item
+        if item is None:
+            raise gr.Error("Select a concept (or map a phrase) first.")
+        if len(session.compare) >= MAX_COMPARE and item not in session.compare:
             gr.Warning(f"The compare view holds {MAX_COMPARE} concepts; remove one first.")
-        return self.set_compare([*session.compare, session.synset], session)
+        return self.set_compare([*session.compare, item], session)
 
     def compare_clear(self, session: Session) -> tuple:
         """Empty the compare list."""
@@ -155,6 +205,8 @@ class Handlers(Base):
 
     def export(self, session: Session) -> list[str] | None:
         """PNG, NPY and JSON of the current view."""
-        if session.entry is None or session.synset is None:
+        if session.entry is None or session.item is None:
             raise gr.Error("Upload an image and select a concept first.")
-        return export(session.entry, session.synset, session.view)
+        saliency, _ = maps.current(self.b, session)
+        method = "phrase" if session.phrase else "stochastic" if saliency is not None else "grid"
+        return export(session.entry, session.item, session.view, saliency, method)
