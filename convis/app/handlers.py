@@ -21,6 +21,7 @@ from convis.hierarchy import Hierarchy, UnknownConceptError
 from convis.image import ImageError
 from convis.models import ModelLoadError
 from convis.wordnet import WordNetUnavailableError
+from convis.wordnet_hints import resolve_concept
 
 # What the engine raises for bad input or missing resources; anything else is a bug and propagates.
 USER_ERRORS = (ImageError, UnknownConceptError, ModelLoadError, WordNetUnavailableError, FileNotFoundError,
@@ -68,7 +69,7 @@ class Base:
         if h is None:
             raise gr.Error("WordNet is not available on this server; see the message at the top.")
         try:
-            return h, h.resolve(query)
+            return h, resolve_concept(h, query)  # says so for names WordNet has but T lacks
         except UnknownConceptError as exc:
             raise gr.Error(str(exc)) from None
 
@@ -128,11 +129,7 @@ class Handlers(Base):
             if h is not None and text.strip():
                 if not maps.looks_like_synset(text):
                     return self.show_phrase(session, text)
-                hint = wordnet_hint(h, text)
-                if hint:
-                    raise gr.Error(f"{hint[0]} is in WordNet but not in {h.vocabulary}; its nearest hypernym "
-                                   f"there is {hint[1]} (or map the word as a phrase).")
-                self._choose(session, text)  # raises with the did-you-mean message
+                self._choose(session, text)  # raises: WordNet hint, then did-you-mean
             return (session, *(gr.skip(),) * 4)
         return self.navigate(session, gr.EventData(None, {"synset": hits[0]}))
 

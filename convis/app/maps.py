@@ -21,11 +21,7 @@ from convis.app.session import MAX_STOCHASTIC, Session
 from convis.engine import Engine
 from convis.hierarchy import Hierarchy
 
-try:  # the WordNet door's hint for names WordNet has but T lacks (being added to the library)
-    from convis.wordnet import nearest_in_vocabulary
-except ImportError:  # pragma: no cover - until it lands: no hint
-    def nearest_in_vocabulary(h: Hierarchy, text: str) -> tuple[str, str] | None:
-        return None
+from convis.wordnet_hints import wordnet_hint as _wordnet_hint
 
 OPEN, CLOSE = "\u201c", "\u201d"
 MAX_PHRASE = 200  # characters of a phrase kept (CLIP reads 77 tokens anyway)
@@ -120,7 +116,6 @@ def keep_stochastic(session: Session, entry: Entry, synset: str, saliency: np.nd
 
 def wordnet_hint(h: Hierarchy, text: str) -> tuple[str, str] | None:
     """(WordNet synset, its nearest hypernym in T) for a name WordNet has but T lacks, else None."""
-    try:
-        return nearest_in_vocabulary(h, text)
-    except (LookupError, ValueError, OSError):  # WordNet missing or unreadable: no hint, no failure
+    if not text.strip() or len(text) > MAX_PHRASE:
         return None
+    return _wordnet_hint(text, h)

@@ -76,11 +76,12 @@ def search_html(h: Hierarchy | None, query: str, hits: list[str], hint: tuple[st
     query = query.strip()
     if not query or h is None:
         return ""
-    phrase = f'<p class="cvl-muted">{phrase_button(query)} (free text: how CLIP ranks it among T)</p>'
+    word = hint[0].partition(".")[0].replace("_", " ") if hint else query  # "tabby.n.01" -> "tabby"
+    phrase = f'<p class="cvl-muted">{phrase_button(word)} (free text: how CLIP ranks it among T)</p>'
     if not hits:
         said = f'<p class="cvl-empty">No concept of {escape(h.vocabulary)} matches {escape(query)}.</p>'
         if hint:
-            said = (f'<p class="cvl-empty"><code>{escape(hint[0])}</code> is in WordNet but not in '
+            said = (f'<p class="cvl-empty cvl-hint"><code>{escape(hint[0])}</code> is in WordNet but not in '
                     f'{escape(h.vocabulary)}; its nearest hypernym here is {_link(hint[1], hint[1])}.</p>')
         return said + phrase
     items = "".join(f'<li>{_link(n, n)}<span class="cvl-muted">{offset_id(h, n)}</span>'
