@@ -341,6 +341,28 @@ def test_a_wordnet_name_outside_t_points_to_its_hypernym_and_the_phrase(indexed)
         handlers.search_submit("tabby.n.01", session)
 
 
+def test_every_model_call_goes_through_the_gpu_decorator(toy_backend):
+    """On ZeroGPU the model is usable only inside `spaces.GPU`: phrases and stochastic maps too."""
+    wrapped = []
+
+    def gpu(fn):
+        def run(*args, **kwargs):
+            wrapped.append(getattr(args[0], "__name__", fn.__name__))
+            return fn(*args, **kwargs)
+        return run
+
+    backend = Backend("test-tiny", "toy", device="cpu", gpu=gpu, hierarchies={"toy": toy_backend.hierarchy("toy")})
+    handlers, methods, session = Handlers(backend), Methods(backend), Session()
+    methods.mark_upload(CAT, session)
+    methods.index_image(CAT, session, noop)
+    handlers.search_submit("a red sports car", session)
+    handlers.select_node(session, event("cat.n.01"))
+    methods.set_method("Stochastic (sequential, slower)", True, session)
+    methods.extras(session)
+    methods.run_stochastic(session, noop)
+    assert {"_run_index", "nearest_concepts", "text_saliency", "raw_saliency", "stochastic"} <= set(wrapped), wrapped
+
+
 def test_explain_text_endpoint(toy_backend):
     api = Endpoints(toy_backend)
     car = api.explain_text(CAT, "a red sports car", "overlay")

@@ -73,6 +73,10 @@ class Entry:
                    + extra)
 
 
+def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return fn(*args, **kwargs)
+
+
 def _run_index(engine: Engine, image: Image.Image, config: GridConfig,
                progress: Progress | None) -> ImageIndex:
     """The only model-heavy call of the app (730 CLIP forwards): the ZeroGPU decorator wraps it."""
@@ -109,6 +113,11 @@ class Backend:
         self._indexes: OrderedDict[Key, Entry] = OrderedDict()
         self._lock = threading.RLock()
         self._index_fn = gpu(_run_index) if gpu else _run_index
+        self._device_fn = gpu(_call) if gpu else _call
+
+    def on_device(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run another model call (a phrase's text forward, a stochastic map) under the GPU decorator."""
+        return self._device_fn(fn, *args, **kwargs)
 
     # ---- choices ------------------------------------------------------------------------------
     def model_choices(self) -> list[tuple[str, str]]:

@@ -105,7 +105,7 @@ class Handlers(Base):
         try:
             text = maps.clean_phrase(text)
             engine = self.b.engine(session.model or None, session.vocabulary or None)
-            nearest = engine.nearest_concepts(text, k=6)  # one text forward
+            nearest = self.b.on_device(engine.nearest_concepts, text, k=6)  # one text forward
         except USER_ERRORS as exc:
             raise gr.Error(f"Could not map the phrase: {exc}") from None
         session.phrase = text

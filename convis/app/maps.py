@@ -76,7 +76,8 @@ def item_maps(backend: Backend, entry: Entry, items: list[str], size: int | tupl
         if phrase is None:
             out.append(entry.index.saliency(item, size=size))
         else:
-            out.append(engine_of(backend, entry).text_saliency(entry.index, phrase, size=size))
+            engine = engine_of(backend, entry)
+            out.append(backend.on_device(engine.text_saliency, entry.index, phrase, size=size))
     return out
 
 

@@ -51,8 +51,9 @@ class Methods(Uploads):
             raw = gr.update(visible=True, value=None, label="Raw cosine: for concepts of T only")
         else:
             try:
-                saliency = maps.engine_of(self.b, entry).raw_saliency(entry.index, session.synset,
-                                                                      size=entry.display.shape[:2])
+                engine = maps.engine_of(self.b, entry)
+                saliency = self.b.on_device(engine.raw_saliency, entry.index, session.synset,
+                                            size=entry.display.shape[:2])
             except USER_ERRORS as exc:
                 raw = gr.update(visible=True, value=None, label=f"Raw cosine: {exc}")
             else:
@@ -69,7 +70,9 @@ class Methods(Uploads):
     def stop(self, session: Session) -> str:
         """Stop button (unqueued): a running stochastic job stops at its next forward."""
         session.job += 1
-        return "Stopped the stochastic map; the grid map stays on screen."
+        if session.method != "stochastic":
+            return "Nothing to stop: the stochastic map runs only with the Stochastic method."
+        return "Stopped the stochastic map; the grid map stays on screen until you pick a concept again."
 
     def run_stochastic(self, session: Session, progress: gr.Progress = gr.Progress()) -> tuple:
         """The stochastic map of the selection (sequential forwards). Returns (session, map, status)."""
@@ -87,7 +90,8 @@ class Methods(Uploads):
 
         t0 = time.perf_counter()
         try:
-            saliency = maps.engine_of(self.b, entry).stochastic(entry.index, synset, config, progress=step)
+            engine = maps.engine_of(self.b, entry)
+            saliency = self.b.on_device(engine.stochastic, entry.index, synset, config, progress=step)
         except Superseded:
             return session, gr.skip(), gr.skip()
         except USER_ERRORS as exc:
