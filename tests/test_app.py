@@ -274,6 +274,8 @@ def test_stochastic_map_shows_progress_and_stops_when_asked(indexed):
     assert "stochastic map is on its way" in status
     _, caption, request = methods.extras(session)
     assert isinstance(request, int) and caption["label"].startswith("Grid map")
+    handlers.set_view(session, "Heatmap", "jet", 0.5, 10, False, 0.5)
+    assert methods.extras(session)[2] == gr.skip(), "a display change does not restart a pending job"
     seen = []
     _, picture, status = methods.run_stochastic(session, lambda p, **kw: seen.append(p))
     assert seen[-1] == (600, 600) and len(seen) == 600, "one progress step per sequential forward"

@@ -85,32 +85,62 @@ def region_name(entry: Entry) -> str:
     return "whole picture" if entry.key[4] else "centre square (the paper)"
 
 
-def current(backend: Backend, session: Session) -> tuple[np.ndarray | None, str]:
-    """(a ready map, or None for the index's grid map; what is shown) for the session's item."""
+def describe(session: Session) -> str:
+    """Which map of which region is on screen for the session's item (computes nothing)."""
     entry = session.entry
     region = region_name(entry)
     if session.phrase:
-        size = entry.display.shape[:2]
-        return item_maps(backend, entry, [session.item], size)[0], f"phrase map of the {region}"
+        return f"phrase map of the {region}"
     if session.method == "stochastic":
+        if session.stochastic.get((entry.key, session.synset)) is not None:
+            return f"stochastic map of the {region}"
+        return f"grid map of the {region} (the stochastic map is on its way)"
+    return f"grid map (ConVis) of the {region}"
+
+
+def current(backend: Backend, session: Session) -> tuple[np.ndarray | None, str]:
+    """(a ready map, or None for the index's grid map; `describe`) for the session's item."""
+    entry, ready = session.entry, None
+    if session.phrase:
+        ready = item_maps(backend, entry, [session.item], entry.display.shape[:2])[0]
+    elif session.method == "stochastic":
         ready = session.stochastic.get((entry.key, session.synset))
-        if ready is not None:
-            return ready, f"stochastic map of the {region}"
-        return None, f"grid map of the {region} (the stochastic map is on its way)"
-    return None, f"grid map (ConVis) of the {region}"
+    return ready, describe(session)
 
 
-def caption(backend: Backend, session: Session) -> str:
+def caption(session: Session) -> str:
     """The map's caption: which map of which region is on screen."""
     if session.entry is None:
         return "Map"
-    what = current(backend, session)[1]
+    what = describe(session)
     return what[:1].upper() + what[1:]
+
+
+def request_stochastic(session: Session) -> bool:
+    """Mark the selection's stochastic map as pending unless it is ready or already pending.
+
+    At most one map is pending: an earlier request is forgotten (its job stops at its next forward
+    once the caller bumps `session.job`). True when a new job is needed.
+    """
+    target = (session.entry.key, session.synset)
+    if target in session.stochastic:
+        return False
+    for key in [k for k, v in session.stochastic.items() if v is None]:
+        del session.stochastic[key]
+    session.stochastic[target] = None
+    return True
+
+
+def forget_pending(session: Session, entry: Entry, synset: str) -> None:
+    """A stopped or superseded job leaves nothing pending behind."""
+    if session.stochastic.get((entry.key, synset), 0) is None:
+        del session.stochastic[(entry.key, synset)]
 
 
 def keep_stochastic(session: Session, entry: Entry, synset: str, saliency: np.ndarray) -> None:
     """Remember a stochastic map in the session (bounded: the oldest go first)."""
     session.stochastic[(entry.key, synset)] = saliency
+    session.stochastic.move_to_end((entry.key, synset))
     while len(session.stochastic) > MAX_STOCHASTIC:
         session.stochastic.popitem(last=False)
 

@@ -44,7 +44,7 @@ class Methods(Uploads):
         entry = session.entry
         if entry is None or session.item is None:
             return gr.update(visible=session.raw), gr.skip(), gr.skip()
-        caption = gr.update(label=maps.caption(self.b, session))
+        caption = gr.update(label=maps.caption(session))
         if not session.raw:
             raw: Any = gr.update(visible=False)
         elif session.phrase:
@@ -60,9 +60,8 @@ class Methods(Uploads):
                 picture, _ = render_view(entry, session.synset, session.view, saliency)
                 raw = gr.update(visible=True, value=picture,
                                 label=f"Raw cosine (ablation) of the {maps.region_name(entry)}")
-        wanted = (session.method == "stochastic" and not session.phrase
-                  and (entry.key, session.synset) not in session.stochastic)
-        if not wanted:
+        wanted = session.method == "stochastic" and not session.phrase and maps.request_stochastic(session)
+        if not wanted:  # not asked for, ready, or already running (a display change must not restart it)
             return raw, caption, gr.skip()
         session.job += 1  # a stochastic job of an earlier selection stops at its next forward
         return raw, caption, session.job
@@ -70,6 +69,8 @@ class Methods(Uploads):
     def stop(self, session: Session) -> str:
         """Stop button (unqueued): a running stochastic job stops at its next forward."""
         session.job += 1
+        for key in [k for k, v in session.stochastic.items() if v is None]:
+            del session.stochastic[key]  # nothing pending: picking the concept again starts it anew
         if session.method != "stochastic":
             return "Nothing to stop: the stochastic map runs only with the Stochastic method."
         return "Stopped the stochastic map; the grid map stays on screen until you pick a concept again."
@@ -78,7 +79,7 @@ class Methods(Uploads):
         """The stochastic map of the selection (sequential forwards). Returns (session, map, status)."""
         entry, synset, mine = session.entry, session.synset, session.job
         if (entry is None or synset is None or session.phrase or session.method != "stochastic"
-                or (entry.key, synset) in session.stochastic):
+                or session.stochastic.get((entry.key, synset)) is not None):
             return session, gr.skip(), gr.skip()
         config = StochasticConfig()
 
@@ -93,15 +94,17 @@ class Methods(Uploads):
             engine = maps.engine_of(self.b, entry)
             saliency = self.b.on_device(engine.stochastic, entry.index, synset, config, progress=step)
         except Superseded:
+            maps.forget_pending(session, entry, synset)
             return session, gr.skip(), gr.skip()
         except USER_ERRORS as exc:
+            maps.forget_pending(session, entry, synset)
             return session, gr.skip(), problem(f"Could not compute the stochastic map of {synset}", exc)
         maps.keep_stochastic(session, entry, synset, saliency)
         if session.entry is not entry or session.synset != synset or session.phrase:
             return session, gr.skip(), gr.skip()  # the user moved on; the map is kept for later
         picture, _ = self._draw(session)
         took = time.perf_counter() - t0
-        picture = gr.update(value=picture, label=maps.caption(self.b, session))
+        picture = gr.update(value=picture, label=maps.caption(session))
         return session, picture, (f"`{synset}` on **{entry.name}**: stochastic map of the "
                                   f"{maps.region_name(entry)}, {config.iterations} sequential CLIP forwards "
                                   f"in {took:.1f} s.")

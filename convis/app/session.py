@@ -73,7 +73,8 @@ class Session:
     raw: bool = False  # also show the raw-cosine ablation beside the map
     phrase: str | None = None  # a free-text phrase being shown instead of `synset`
     job: int = 0  # stochastic run generation: a newer request or Stop makes a running one stop
-    stochastic: OrderedDict[tuple, Any] = field(default_factory=OrderedDict)  # (key, synset) -> (h, w) map
+    # (entry key, synset) -> (h, w) stochastic map, or None while its job is pending (at most one)
+    stochastic: OrderedDict[tuple, Any] = field(default_factory=OrderedDict)
 
     @property
     def item(self) -> str | None:
