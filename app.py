@@ -37,7 +37,8 @@ EXAMPLES = [str(p) for p in sorted((Path(__file__).resolve().parent / "assets" /
 def create_demo(backend: Backend, examples: Sequence[str] = EXAMPLES,
                 title: str = "ConVis Explorer") -> gr.Blocks:
     """Build the app over a backend (nothing is loaded here). Queue: one model job at a time."""
-    handlers, uploads, api, methods = Handlers(backend), Uploads(backend), Endpoints(backend), Methods(backend)
+    handlers, uploads, api = Handlers(backend), Uploads(backend), Endpoints(backend)
+    methods = Methods(backend)
     with gr.Blocks(title=title, delete_cache=(3600, 3600)) as demo:
         c = build_layout(backend, examples)
         s = c.session
@@ -50,15 +51,16 @@ def create_demo(backend: Backend, examples: Sequence[str] = EXAMPLES,
         # `mark_upload` runs unqueued at once and tells a running index job to stop at its next window
         # batch; the newer upload's job then runs (always_last keeps only the latest).
         drawn = []  # every event that redraws the map; each is followed by `methods.extras`
-        drawn.append(c.image.change(uploads.mark_upload, [c.image, s], None, queue=False, trigger_mode="multiple",
-                                    api_name="mark_upload", **ui).then(
+        drawn.append(c.image.change(uploads.mark_upload, [c.image, s], None, queue=False,
+                                    trigger_mode="multiple", api_name="mark_upload", **ui).then(
             uploads.index_image, [c.image, s], [s, c.image, c.picture, c.status, c.top, c.tree, c.info],
             api_name="index_image", trigger_mode="always_last", **model_job))
         drawn.append(gr.on([c.model.input, c.vocab.input], uploads.switch_engine, [c.model, c.vocab, s],
                            [s, c.model, c.vocab, c.tree, c.picture, c.status, c.top, c.info],
                            api_name="switch_engine", **model_job))
-        drawn.append(c.region.input(methods.set_region, [c.region, s], [s, c.picture, c.status, c.top, c.tree, c.info],
-                                    api_name="set_region", **model_job))
+        drawn.append(c.region.input(methods.set_region, [c.region, s],
+                                    [s, c.picture, c.status, c.top, c.tree, c.info], api_name="set_region",
+                                    **model_job))
 
         drawn.append(c.tree.select_node(handlers.select_node, [s], [s, c.picture, c.info, c.status],
                                         api_name="select_node", **fast))
@@ -66,11 +68,11 @@ def create_demo(backend: Backend, examples: Sequence[str] = EXAMPLES,
             drawn.append(links.navigate(handlers.navigate, [s], [s, c.tree, c.picture, c.info, c.status],
                                         api_name=f"navigate_{name}", **fast))
         c.search.change(handlers.search, [c.search, s], [c.hits], api_name="search_ui", **fast)
-        drawn.append(c.search.submit(handlers.search_submit, [c.search, s], [s, c.tree, c.picture, c.info, c.status],
-                                     api_name="search_go", **fast))
+        drawn.append(c.search.submit(handlers.search_submit, [c.search, s],
+                                     [s, c.tree, c.picture, c.info, c.status], api_name="search_go", **fast))
         controls = [c.style, c.cmap, c.alpha, c.exponent, c.box, c.threshold]
-        drawn.append(gr.on([x.change for x in controls], handlers.set_view, [s, *controls], [s, c.picture, c.grid],
-                           api_name="set_view", **fast))
+        drawn.append(gr.on([x.change for x in controls], handlers.set_view, [s, *controls],
+                           [s, c.picture, c.grid], api_name="set_view", **fast))
         drawn.append(gr.on([c.method.input, c.raw.input], methods.set_method, [c.method, c.raw, s],
                            [s, c.picture, c.status], api_name="set_method", **fast))
         for i, event in enumerate(drawn):  # the raw map beside, the map's caption, a stochastic request

@@ -258,7 +258,8 @@ def test_a_phrase_is_mapped_joins_compare_and_exports(indexed):
     _, control, compare = handlers.compare_add(session)
     assert control["value"] == ["\u201ca blue bicycle\u201d"] and compare.ndim == 3
     with pytest.warns(UserWarning, match="dgo"):
-        _, control, _ = handlers.set_compare([*control["value"], "feline", "rust on a car", "dgo.n.01"], session)
+        names = [*control["value"], "feline", "rust on a car", "dgo.n.01"]
+        _, control, _ = handlers.set_compare(names, session)
     assert control["value"] == ["\u201ca blue bicycle\u201d", "feline.n.01", "\u201crust on a car\u201d"]
     png, npy, meta = map(Path, handlers.export(session))
     assert np.load(npy).shape == (300, 451) and json.loads(meta.read_text())["method"] == "phrase"
@@ -279,7 +280,8 @@ def test_stochastic_map_shows_progress_and_stops_when_asked(indexed):
     seen = []
     _, picture, status = methods.run_stochastic(session, lambda p, **kw: seen.append(p))
     assert seen[-1] == (600, 600) and len(seen) == 600, "one progress step per sequential forward"
-    assert picture["label"] == "Stochastic map of the whole picture" and "600 sequential CLIP forwards" in status
+    assert picture["label"] == "Stochastic map of the whole picture"
+    assert "600 sequential CLIP forwards" in status
     entry = session.entry
     engine = handlers.b.engine(entry.key[1], entry.key[2])
     expected = engine.stochastic(entry.index, "feline.n.01")  # the same run, outside the app
@@ -353,7 +355,8 @@ def test_every_model_call_goes_through_the_gpu_decorator(toy_backend):
             return fn(*args, **kwargs)
         return run
 
-    backend = Backend("test-tiny", "toy", device="cpu", gpu=gpu, hierarchies={"toy": toy_backend.hierarchy("toy")})
+    backend = Backend("test-tiny", "toy", device="cpu", gpu=gpu,
+                      hierarchies={"toy": toy_backend.hierarchy("toy")})
     handlers, methods, session = Handlers(backend), Methods(backend), Session()
     methods.mark_upload(CAT, session)
     methods.index_image(CAT, session, noop)
@@ -362,7 +365,8 @@ def test_every_model_call_goes_through_the_gpu_decorator(toy_backend):
     methods.set_method("Stochastic (sequential, slower)", True, session)
     methods.extras(session)
     methods.run_stochastic(session, noop)
-    assert {"_run_index", "nearest_concepts", "text_saliency", "raw_saliency", "stochastic"} <= set(wrapped), wrapped
+    needed = {"_run_index", "nearest_concepts", "text_saliency", "raw_saliency", "stochastic"}
+    assert needed <= set(wrapped), wrapped
 
 
 def test_explain_text_endpoint(toy_backend):

@@ -43,7 +43,8 @@ def test_explain_returns_a_map_picture(client):
 
 
 def test_explain_text_maps_a_phrase(client):
-    path = client.predict(gradio_client.handle_file(CAT), "a red sports car", "overlay", api_name="/explain_text")
+    path = client.predict(gradio_client.handle_file(CAT), "a red sports car", "overlay",
+                          api_name="/explain_text")
     car = np.asarray(Image.open(path))
     assert car.shape == (512, 512, 3)
     bike = np.asarray(Image.open(client.predict(gradio_client.handle_file(CAT), "a blue bicycle", "overlay",

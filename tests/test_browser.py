@@ -182,7 +182,8 @@ def test_tree_labels_keep_one_size_at_every_depth(page):
     dog.wait_for()
     level = int(dog.get_attribute("aria-level"))
     assert level >= 9, f"dog.n.01 is at depth {level - 1}; the test needs depth 8 or more"
-    size = ("el => { const s = getComputedStyle(el); return [parseFloat(s.fontSize), el.getBoundingClientRect().left]; }")
+    size = ("el => { const s = getComputedStyle(el);"
+            " return [parseFloat(s.fontSize), el.getBoundingClientRect().left]; }")
     top_size, top_left = row(page, "entity.n.01").locator(":scope > .cvt-row .cvt-label").evaluate(size)
     deep_size, deep_left = dog.locator(":scope > .cvt-row .cvt-label").evaluate(size)
     assert top_size >= 12 and deep_size == top_size, (top_size, deep_size)
@@ -205,11 +206,14 @@ def status_has(page, text: str) -> None:
 
 
 def caption_has(page, selector: str, text: str) -> None:
-    page.wait_for_function("([s, t]) => { const e = document.querySelector(s); return e && e.innerText.includes(t) }",
-                           arg=[selector, text])
+    page.wait_for_function("([s, t]) => { const e = document.querySelector(s);"
+                           " return e && e.innerText.includes(t) }", arg=[selector, text])
 
 
 def natural_aspect(page, selector: str) -> float:
+    """Width / height of a loaded picture (waits until it has loaded)."""
+    page.wait_for_function("s => { const i = document.querySelector(s);"
+                           " return i && i.complete && i.naturalHeight > 0 }", arg=selector)
     return page.locator(selector).evaluate("i => i.naturalWidth / i.naturalHeight")
 
 

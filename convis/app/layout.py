@@ -75,13 +75,15 @@ def _methods() -> SimpleNamespace:
     """Which map: method, the raw-cosine map beside it, the region; what each map is."""
     with gr.Row(equal_height=False):
         method = gr.Radio(list(METHODS), value=next(iter(METHODS)), label="Map", elem_id="cv-method")
-        region = gr.Radio(list(REGIONS), value=next(iter(REGIONS)), label="Region mapped", elem_id="cv-region")
+        region = gr.Radio(list(REGIONS), value=next(iter(REGIONS)), label="Region mapped",
+                          elem_id="cv-region")
     with gr.Row(equal_height=True):
         raw = gr.Checkbox(value=False, label="Show the raw-cosine map (ablation) beside the map",
                           elem_id="cv-rawbox", scale=4)
         stop = gr.Button("Stop the stochastic map", size="sm", elem_id="cv-stop", scale=1, min_width=120)
     with gr.Accordion("What each map is", open=False, elem_id="cv-explain"):
-        gr.Markdown("\n".join(f"- **{text.split(':')[0]}**:{text.partition(':')[2]}" for text in EXPLAIN.values())
+        lines = (f"- **{text.split(':')[0]}**:{text.partition(':')[2]}" for text in EXPLAIN.values())
+        gr.Markdown("\n".join(lines)
                     + "\n- **Whole picture** maps the photo at its own aspect ratio (short side 224, "
                     "windows over the whole rectangle); **centre square** is the paper's 224 x 224 crop.")
     request = gr.Number(value=0, visible=False, elem_id="cv-stoch-request")  # starts a stochastic job
@@ -116,7 +118,8 @@ def build_layout(backend: Backend, examples: Sequence[str]) -> SimpleNamespace:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320, elem_id="cv-browser"):
             search = gr.Textbox(label="Find a concept", elem_id="cv-search", max_lines=1,
-                                placeholder="dog, dog.n.01, n02084071 or any phrase (Enter: best match, else map the phrase)")
+                                placeholder="dog, dog.n.01, n02084071 or any phrase "
+                                            "(Enter: the best match, else map the phrase)")
             hits = ConceptLinks(elem_id="cv-hits")
             tree = SynsetTree(tree_value(hierarchy, error=tree_error), elem_id="cv-tree",
                               children_fn=make_fetch_children(backend.hierarchy))
@@ -129,8 +132,8 @@ def build_layout(backend: Backend, examples: Sequence[str]) -> SimpleNamespace:
                 picture = gr.Image(label="Selected concept (its map; the caption says which map)",
                                    format="jpeg", interactive=False, height=380,
                                    buttons=["download", "fullscreen"], elem_id="cv-map")
-                raw_map = gr.Image(label="Raw cosine (ablation)", format="jpeg", interactive=False, height=380,
-                                   visible=False, elem_id="cv-raw")
+                raw_map = gr.Image(label="Raw cosine (ablation)", format="jpeg", interactive=False,
+                                   height=380, visible=False, elem_id="cv-raw")
             methods = _methods()
             status = gr.Markdown("Upload an image, or pick an example below.", elem_id="cv-status")
             if examples:

@@ -68,7 +68,8 @@ def engine_of(backend: Backend, entry: Entry) -> Engine:
     return backend.engine(entry.key[1], entry.key[2])
 
 
-def item_maps(backend: Backend, entry: Entry, items: list[str], size: int | tuple[int, int] = 0) -> list[np.ndarray]:
+def item_maps(backend: Backend, entry: Entry, items: list[str],
+              size: int | tuple[int, int] = 0) -> list[np.ndarray]:
     """Grid maps of synsets and phrase maps of quoted phrases, in order: (h, w) each, no image pass."""
     out = []
     for item in items:

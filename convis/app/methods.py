@@ -130,7 +130,8 @@ class Methods(Uploads):
         except Superseded:
             return (session, gr.skip(), *skip)
         except USER_ERRORS as exc:
-            return session, gr.skip(), problem(f"Could not index the {region.lower()} of {name}", exc), *skip[:3]
+            status = problem(f"Could not index the {region.lower()} of {name}", exc)
+            return session, gr.skip(), status, *skip[:3]
         session.remember(entry)
         picture, status, top, tree, info = self.after_index(session, entry)
         if session.phrase:  # the phrase stays shown, with its panel

@@ -119,9 +119,10 @@ def top_html(h: Hierarchy | None, top: list[tuple]) -> str:
 
 def phrase_html(text: str, nearest: list[tuple[str, float]]) -> str:
     """A phrase's panel: what its map is, and its nearest concepts of T (text to text), clickable."""
-    items = "".join(f'<li>{_link(n, n)}<span class="cvl-muted">cosine {c:.2f}</span></li>' for n, c in nearest)
-    return (f'<div class="cvl-title">\u201c{escape(text)}\u201d <span class="cvl-muted">free text</span></div>'
-            '<p class="cvl-gloss">Its map: for each window, how many concepts of T CLIP prefers to the phrase '
-            "(its rank among T plus the phrase), accumulated like a leaf concept's rank. No new image pass.</p>"
-            '<p class="cvl-muted">Nearest concepts of T (text to text), click one to find it in the tree:</p>'
-            f'<ol class="cvl-list" aria-label="nearest concepts">{items}</ol>')
+    items = "".join(f'<li>{_link(n, n)}<span class="cvl-muted">cosine {c:.2f}</span></li>'
+                    for n, c in nearest)
+    return (f'<div class="cvl-title">\u201c{escape(text)}\u201d <span class="cvl-muted">free text</span>'
+            '</div><p class="cvl-gloss">Its map: for each window, how many concepts of T CLIP prefers to '
+            "the phrase (its rank among T plus the phrase), accumulated like a leaf concept's rank. No new "
+            'image pass.</p><p class="cvl-muted">Nearest concepts of T (text to text), click one to find it '
+            f'in the tree:</p><ol class="cvl-list" aria-label="nearest concepts">{items}</ol>')

@@ -92,7 +92,8 @@ class Uploads(Base):
         took = "from cache" if entry.seconds == 0 else f"in {entry.seconds:.1f} s"
         region = "the whole picture" if entry.key[4] else "the centre square"
         status = (f"**{entry.name}** indexed {took} with `{entry.key[1]}` over *{entry.key[2]}* "
-                  f"({len(h):,} concepts, {len(entry.index.boxes)} windows over {region}). Every concept you pick now "
+                  f"({len(h):,} concepts, {len(entry.index.boxes)} windows over {region}). "
+                  "Every concept you pick now "
                   "is drawn from this index, without another CLIP pass.")
         return picture, status, panels.top_html(h, top), tree, panels.info_html(h, session.synset)
 

@@ -56,7 +56,8 @@ def render_view(entry: Entry, synset: str, view: View,
     return out, box
 
 
-def render_compare(entry: Entry, synsets: list[str], view: View, maps: list[np.ndarray] | None = None) -> np.ndarray:
+def render_compare(entry: Entry, synsets: list[str], view: View,
+                   maps: list[np.ndarray] | None = None) -> np.ndarray:
     """The paper's Figure 1: the image, then one panel per concept or phrase (up to 6).
 
     `maps`: ready maps, one per item (phrases need the engine); default: the index's grid maps.
