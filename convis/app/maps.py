@@ -30,7 +30,7 @@ EXPLAIN = {  # one sentence per map, shown in the app and kept in step with the 
     "grid": "Grid (ConVis, the paper): for each window, the best rank CLIP gives any concept in the "
             "subtree among all of T; windows where it ranks high make the map hot.",
     "stochastic": "Stochastic (the reference's sampler): windows drawn one at a time where the evidence "
-                  "was high so far, 600 sequential CLIP forwards; slower, sharper peaks.",
+                  "was high so far, 600 sequential CLIP forwards (so it takes longer).",
     "raw": "Raw cosine (ablation): the window-to-gloss cosine, best over the subtree, without the rank "
            "among T; shows what the rank adds.",
     "phrase": "Phrase: for each window, how many concepts of T CLIP prefers to your phrase (its rank "
