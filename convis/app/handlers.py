@@ -61,8 +61,8 @@ class Base:
             return gr.skip(), problem(f"Could not map {name}", exc)
         picture, _ = render_view(entry, name, session.view, saliency)
         ms = 1000 * (time.perf_counter() - t0)
-        return picture, (f"`{name}` on **{entry.name}**: {what}, drawn from the index in {ms:.0f} ms "
-                         "(no new CLIP pass).")
+        cost = "one text forward, no new image pass" if session.phrase else "no new CLIP pass"
+        return picture, f"`{name}` on **{entry.name}**: {what}, drawn from the index in {ms:.0f} ms ({cost})."
 
     def _choose(self, session: Session, query: str) -> tuple[Hierarchy, str]:
         h = self.hierarchy(session)
@@ -72,7 +72,6 @@ class Base:
             return h, resolve_concept(h, query)  # says so for names WordNet has but T lacks
         except UnknownConceptError as exc:
             raise gr.Error(str(exc)) from None
-
 
 
 class Handlers(Base):
