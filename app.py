@@ -79,7 +79,7 @@ def create_demo(backend: Backend, examples: Sequence[str] = EXAMPLES,
             event.then(methods.extras, [s], [c.raw_map, c.picture, c.request], api_name=f"extras_{i}", **fast)
         c.request.change(methods.run_stochastic, [s], [s, c.picture, c.status], api_name="stochastic",
                          trigger_mode="always_last", **model_job)
-        c.stop.click(methods.stop, [s], [c.status], queue=False, api_name="stop", **ui)
+        c.stop.click(methods.stop, [s], [c.status, c.picture], queue=False, api_name="stop", **ui)
         compare_out = [s, c.compare, c.grid]
         c.compare.input(handlers.set_compare, [c.compare, s], compare_out, api_name="compare", **fast)
         c.add.click(handlers.compare_add, [s], compare_out, api_name="compare_add", **fast)

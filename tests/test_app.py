@@ -292,13 +292,17 @@ def test_stochastic_map_shows_progress_and_stops_when_asked(indexed):
     assert isinstance(methods.extras(session)[2], int)
     calls = []
 
+    said = []
+
     def stop_at_50(p, **kw):
         calls.append(p)
         if len(calls) == 50:
-            methods.stop(session)
+            said.extend(methods.stop(session))
 
     assert methods.run_stochastic(session, stop_at_50)[1:] == (gr.skip(), gr.skip())
     assert len(calls) == 50 and (entry.key, "cat.n.01") not in session.stochastic
+    assert said[0].startswith("Stopped") and said[1]["label"].endswith("the stochastic map was stopped")
+    assert methods.stop(session)[0].startswith("Nothing to stop")
 
 
 def test_raw_cosine_map_beside_the_grid_map(indexed):

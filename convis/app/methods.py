@@ -66,14 +66,21 @@ class Methods(Uploads):
         session.job += 1  # a stochastic job of an earlier selection stops at its next forward
         return raw, caption, session.job
 
-    def stop(self, session: Session) -> str:
-        """Stop button (unqueued): a running stochastic job stops at its next forward."""
+    def stop(self, session: Session) -> tuple:
+        """Stop button (unqueued): a running stochastic job stops at its next forward.
+
+        Returns (status, map caption update).
+        """
         session.job += 1
-        for key in [k for k, v in session.stochastic.items() if v is None]:
+        pending = [k for k, v in session.stochastic.items() if v is None]
+        for key in pending:
             del session.stochastic[key]  # nothing pending: picking the concept again starts it anew
-        if session.method != "stochastic":
-            return "Nothing to stop: the stochastic map runs only with the Stochastic method."
-        return "Stopped the stochastic map; the grid map stays on screen until you pick a concept again."
+        if not pending or session.entry is None:
+            return "Nothing to stop: no stochastic map is being computed.", gr.skip()
+        region = maps.region_name(session.entry)
+        caption = f"Grid map (ConVis) of the {region}; the stochastic map was stopped"
+        return ("Stopped the stochastic map; the grid map stays on screen. Pick the concept again to rerun "
+                "it.", gr.update(label=caption))
 
     def run_stochastic(self, session: Session, progress: gr.Progress = gr.Progress()) -> tuple:
         """The stochastic map of the selection (sequential forwards). Returns (session, map, status)."""
