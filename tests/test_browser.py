@@ -264,3 +264,15 @@ def test_phrase_compare_region_stochastic_and_raw(page):
     caption_has(page, "#cv-raw", "Raw cosine (ablation) of the whole picture")
     caption_has(page, "#cv-map", "Grid map (ConVis) of the whole picture")
     page.screenshot(path=str(ARTIFACTS / "browser-7-raw-beside-grid.png"), full_page=True)
+
+
+def test_stop_ends_a_running_stochastic_map(page):
+    upload(page, CAT)
+    status_has(page, "indexed")
+    page.locator("#cv-method").get_by_text("Stochastic").click()
+    page.wait_for_function("() => /\\d+\\/600 forwards/.test(document.querySelector('#cv-map').innerText)")
+    page.locator("#cv-stop").click()  # unqueued: the running job stops at its next forward
+    status_has(page, "Stopped the stochastic map")
+    caption_has(page, "#cv-map", "the stochastic map was stopped")
+    time.sleep(1)
+    assert "sequential CLIP forwards" not in page.locator("#cv-status").inner_text(), "it did not finish"
