@@ -30,6 +30,7 @@ from convis.app.backend import model_key
 from convis.app.endpoints import Endpoints
 from convis.app.handlers import Handlers
 from convis.app.layout import CSS, build_layout
+from convis.app.methods import Methods
 from convis.app.queue_guard import one_job_per_session
 from convis.app.uploads import Uploads
 
@@ -45,6 +46,7 @@ def create_demo(backend: Backend, examples: Sequence[str] = EXAMPLES,
     CLIP jobs run one at a time in the process and at most one waits per session.
     """
     handlers, uploads, api = Handlers(backend), Uploads(backend), Endpoints(backend)
+    methods = Methods(backend)
     with gr.Blocks(title=title, delete_cache=(3600, 3600)) as demo:
         c = build_layout(backend, examples)
         s = c.session
@@ -56,25 +58,36 @@ def create_demo(backend: Backend, examples: Sequence[str] = EXAMPLES,
                      "show_progress_on": [c.picture]}
         # `mark_upload` runs unqueued at once and tells a running index job to stop at its next window
         # batch; the newer upload's job then runs (always_last keeps only the latest).
-        c.image.change(uploads.mark_upload, [c.image, s], None, queue=False, trigger_mode="multiple",
-                       api_name="mark_upload", **ui).then(
+        drawn = []  # every event that redraws the map; each is followed by `methods.extras`
+        drawn.append(c.image.change(uploads.mark_upload, [c.image, s], None, queue=False,
+                                    trigger_mode="multiple", api_name="mark_upload", **ui).then(
             uploads.index_image, [c.image, s], [s, c.image, c.picture, c.status, c.top, c.tree, c.info],
-            api_name="index_image", trigger_mode="always_last", **model_job)
-        gr.on([c.model.input, c.vocab.input], uploads.switch_engine, [c.model, c.vocab, s],
-              [s, c.model, c.vocab, c.tree, c.picture, c.status, c.top, c.info], api_name="switch_engine",
-              **model_job)
+            api_name="index_image", trigger_mode="always_last", **model_job))
+        drawn.append(gr.on([c.model.input, c.vocab.input], uploads.switch_engine, [c.model, c.vocab, s],
+                           [s, c.model, c.vocab, c.tree, c.picture, c.status, c.top, c.info],
+                           api_name="switch_engine", **model_job))
+        drawn.append(c.region.input(methods.set_region, [c.region, s],
+                                    [s, c.picture, c.status, c.top, c.tree, c.info], api_name="set_region",
+                                    **model_job))
 
-        c.tree.select_node(handlers.select_node, [s], [s, c.picture, c.info, c.status],
-                           api_name="select_node", **fast)
+        drawn.append(c.tree.select_node(handlers.select_node, [s], [s, c.picture, c.info, c.status],
+                                        api_name="select_node", **fast))
         for name, links in (("hits", c.hits), ("info", c.info), ("top", c.top)):
-            links.navigate(handlers.navigate, [s], [s, c.tree, c.picture, c.info, c.status],
-                           api_name=f"navigate_{name}", **fast)
+            drawn.append(links.navigate(handlers.navigate, [s], [s, c.tree, c.picture, c.info, c.status],
+                                        api_name=f"navigate_{name}", **fast))
         c.search.change(handlers.search, [c.search, s], [c.hits], api_name="search_ui", **fast)
-        c.search.submit(handlers.search_submit, [c.search, s], [s, c.tree, c.picture, c.info, c.status],
-                        api_name="search_go", **fast)
+        drawn.append(c.search.submit(handlers.search_submit, [c.search, s],
+                                     [s, c.tree, c.picture, c.info, c.status], api_name="search_go", **fast))
         controls = [c.style, c.cmap, c.alpha, c.exponent, c.box, c.threshold]
-        gr.on([x.change for x in controls], handlers.set_view, [s, *controls], [s, c.picture, c.grid],
-              api_name="set_view", **fast)
+        drawn.append(gr.on([x.change for x in controls], handlers.set_view, [s, *controls],
+                           [s, c.picture, c.grid], api_name="set_view", **fast))
+        drawn.append(gr.on([c.method.input, c.raw.input], methods.set_method, [c.method, c.raw, s],
+                           [s, c.picture, c.status], api_name="set_method", **fast))
+        for i, event in enumerate(drawn):  # the raw map beside, the map's caption, a stochastic request
+            event.then(methods.extras, [s], [c.raw_map, c.picture, c.request], api_name=f"extras_{i}", **fast)
+        c.request.change(methods.run_stochastic, [s], [s, c.picture, c.status], api_name="stochastic",
+                         trigger_mode="always_last", **model_job)
+        c.stop.click(methods.stop, [s], [c.status, c.picture], queue=False, api_name="stop", **ui)
         compare_out = [s, c.compare, c.grid]
         c.compare.input(handlers.set_compare, [c.compare, s], compare_out, api_name="compare", **fast)
         c.add.click(handlers.compare_add, [s], compare_out, api_name="compare_add", **fast)
@@ -85,6 +98,8 @@ def create_demo(backend: Backend, examples: Sequence[str] = EXAMPLES,
         a, one_model = c.api, {"concurrency_id": "model", "concurrency_limit": 1}
         gr.api(api.search, api_name="search", concurrency_limit=None)
         a.explain.click(api.explain, [a.image, a.synset, a.style], [a.map], api_name="explain", **one_model)
+        a.explain_text.click(api.explain_text, [a.image, a.text, a.style], [a.map], api_name="explain_text",
+                             **one_model)
         a.top_concepts.click(api.top_concepts, [a.image, a.k], [a.top], api_name="top_concepts", **one_model)
     demo.queue(default_concurrency_limit=1, max_size=queue_size, api_open=False)
     one_job_per_session(demo, "model")

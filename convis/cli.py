@@ -58,42 +58,69 @@ def _index(engine, path: str, args: argparse.Namespace, config: GridConfig | Non
     return image, engine.index(image, config, args.batch_size, _Bar("indexing windows"))
 
 
+def _explain_maps(engine, index, names: list[str], phrases, args: argparse.Namespace) -> np.ndarray:
+    """(C, h, w) native maps of the concepts, then of the (P, D) phrase embeddings, by `args.method`."""
+    parts = []
+    if names and args.method == "stochastic":
+        cfg = StochasticConfig(seed=args.seed)
+        parts += [engine.stochastic(index, n, cfg, _Bar(f"stochastic {n}"))[None] for n in names]
+    elif names and args.method == "raw":
+        parts.append(index.raw_saliency_many(names, engine.bank.embeddings, size=0))
+    elif names:
+        parts.append(index.saliency_many(names, size=0))
+    if phrases is not None:  # grid or gamma: the phrase's rank among T plus the phrase, no image pass
+        parts.append(index.text_saliency_many(phrases, engine.bank.embeddings, size=0))
+    return np.concatenate(parts)
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     from convis import render
     from convis.boxes import map_to_box
+    from convis.wordnet_hints import resolve_concept
 
+    concepts, texts = args.concept or [], args.text or []
+    if not concepts and not texts:
+        raise ValueError("say what to map: --concept SYNSET and/or --text \"a phrase\"")
+    if texts and args.method in ("stochastic", "raw"):
+        raise ValueError(f"--text maps use the grid (or gamma) method, not {args.method}; drop --method")
     engine = _engine(args)
-    names = [engine.hierarchy.resolve(c) for c in args.concept]  # fail fast, before 730 forwards
+    # Fail fast, before the window pass; a WordNet noun outside T gets its nearest hypernym in T.
+    names = [resolve_concept(engine.hierarchy, c) for c in concepts]
+    phrases = None
+    if texts:
+        import torch
+
+        phrases = torch.stack([engine.encode_text(t) for t in texts])  # (P, D)
     score = "gamma" if args.method == "gamma" else "rank"
-    image, index = _index(engine, args.image, args, GridConfig(seed=args.seed, score=score))
+    image, index = _index(engine, args.image, args, GridConfig(seed=args.seed, score=score, whole=args.whole))
     t0 = time.perf_counter()
-    if args.method == "stochastic":
-        maps = np.stack([engine.stochastic(index, n, StochasticConfig(seed=args.seed)) for n in names])
-    else:
-        maps = index.saliency_many(names, size=0)  # (C, 224, 224)
+    maps = _explain_maps(engine, index, names, phrases, args)
     map_seconds = time.perf_counter() - t0
+    labels = names + [f'"{t}"' for t in texts]
     crop = np.asarray(image.crop(index.crop.box))
     boxes = [map_to_box(m, args.box) if args.box is not None else None for m in maps]
-    if args.style == "grid" or len(names) > 1:
+    if args.style == "grid" or len(labels) > 1:
         style = "white" if args.style == "mask" else "overlay"
-        out = render.grid(crop, list(maps), names, style=style, cmap=args.cmap, alpha=args.alpha,
+        out = render.grid(crop, list(maps), labels, style=style, cmap=args.cmap, alpha=args.alpha,
                           exponent=args.exponent)
     else:
         m = render.resize_map(maps[0], crop.shape[:2])
         out = (render.white_blend(crop, m, exponent=args.exponent) if args.style == "mask"
                else render.overlay(crop, m, cmap=args.cmap, alpha=args.alpha))
         if boxes[0] is not None:
-            scale = crop.shape[0] / maps.shape[-1]
-            out = render.draw_box(out, tuple(int(round(v * scale)) for v in boxes[0]))
+            sy, sx = crop.shape[0] / maps.shape[-2], crop.shape[1] / maps.shape[-1]
+            x0, y0, x1, y1 = boxes[0]
+            out = render.draw_box(out, tuple(int(round(v)) for v in (x0 * sx, y0 * sy, x1 * sx, y1 * sy)))
         if args.colorbar:
             out = render.colorbar(out, args.cmap)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_bytes(render.to_png_bytes(out))
     if args.npy:
-        np.save(args.npy, maps if len(names) > 1 else maps[0])
-    summary = {"image": args.image, "concepts": names, "out": args.out, "npy": args.npy,
+        np.save(args.npy, maps if len(labels) > 1 else maps[0])
+    summary = {"image": args.image, "concepts": names, "texts": texts, "out": args.out, "npy": args.npy,
                "model": index.model_id, "vocabulary": engine.hierarchy.vocabulary, "method": args.method,
-               "seed": args.seed, "crop": index.crop.box, "map_size": maps.shape[-1],
+               "seed": args.seed, "whole": args.whole, "crop": index.crop.box, "map_size": maps.shape[-1],
+               "map_shape": list(maps.shape[-2:]), "windows": len(index.boxes),
                "boxes_224": [list(map(int, b)) if b else None for b in boxes], "map_seconds": map_seconds}
     print(json.dumps(summary, indent=2) if args.json else f"wrote {args.out}")
     return 0
@@ -141,16 +168,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("explain", help="saliency maps of concepts on an image")
     p.add_argument("image")
-    p.add_argument("--concept", action="append", required=True, help="synset (repeat for several)")
+    p.add_argument("--concept", action="append", help="synset (repeat for several)")
+    p.add_argument("--text", action="append", help='free-text phrase, e.g. "a red sports car" (repeatable)')
+    p.add_argument("--whole", action="store_true",
+                   help="map the whole picture (short side 224, the photo's aspect) instead of the centre square")
     p.add_argument("--style", choices=STYLES, default="overlay", help="mask = the paper's white blend")
-    p.add_argument("--method", choices=("grid", "gamma", "stochastic"), default="grid")
+    p.add_argument("--method", choices=("grid", "gamma", "stochastic", "raw"), default="grid",
+                   help="raw = window-to-gloss cosine without the rank (ablation)")
     p.add_argument("--cmap", default="jet")
     p.add_argument("--alpha", type=float, default=0.5)
     p.add_argument("--exponent", type=float, default=10.0, help="white-blend exponent (paper: 10)")
     p.add_argument("--box", type=float, default=None, metavar="TAU", help="draw the box at threshold TAU")
     p.add_argument("--colorbar", action="store_true")
     p.add_argument("--out", required=True)
-    p.add_argument("--npy", help="also save the raw 224x224 map(s)")
+    p.add_argument("--npy", help="also save the native map(s): 224x224, or the whole picture's grid size")
     p.add_argument("--json", action="store_true")
     _add_engine_args(p)
     p.set_defaults(func=cmd_explain)

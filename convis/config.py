@@ -16,8 +16,12 @@ class GridConfig:
     seed: int = 0  # noise seed: same seed, same map
     score: str = "rank"  # "rank" (the paper's grid) or "gamma" (the reference's option)
     gamma: float = 5.0  # gamma score: 2 * exp(-gamma * r / n) - 1 for r < n, else -1
-    gamma_n: int | None = None  # None: n = |hypo*(s)| (the reference hard-codes 91, the bird subtree)
+    gamma_n: int | None = 91  # the reference's n (the bird subtree of its T); None: n = |hypo*(s)|
     only_touching: bool = True  # skip windows that cannot touch the image: same map, 730 not 1,800
+    # Whole picture (not the paper's): the short side is resized to image_size and the windows
+    # cover the whole rectangle, so maps have the photo's aspect ratio. A square is the paper's map.
+    whole: bool = False
+    max_aspect: float = 4.0  # whole picture: refuse longer/shorter side beyond this (cost grows with it)
 
     @property
     def padded_size(self) -> int:
@@ -31,7 +35,9 @@ class StochasticConfig:
     iterations: int = 600
     reset_every: int = 100  # add the accumulator into the global map and reset it this often
     epsilon: float = 0.002  # multiplicative step: A[box] *= 1 + epsilon * score
-    scales: tuple[int, ...] = (128, 64)  # first half of the iterations at scales[0], then scales[1]
+    # scales[0] until the first reset at an iteration j >= iterations / 2 - 1 (0-based), then
+    # scales[1]: the reference's switch (600 iterations: 300 + 300; 500: 300 + 200).
+    scales: tuple[int, ...] = (128, 64)
     gamma: float = 5.0
-    gamma_n: int | None = None
+    gamma_n: int | None = 91  # the reference's n; None: n = |hypo*(s)|
     seed: int = 0

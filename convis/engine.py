@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+import torch
 from PIL import Image
 
-from convis.bank import Bank, load_bank
+from convis.bank import Bank, encode_texts_bucketed, load_bank
 from convis.config import GridConfig, StochasticConfig
 from convis.hierarchy import Hierarchy
 from convis.index import ImageIndex, InputSpec, build_index, stochastic_saliency
@@ -15,6 +17,7 @@ from convis.models import Clip, load_model
 from convis.wordnet import load_hierarchy
 
 Progress = Callable[[int, int], None]
+MAX_TEXT_CHARS = 1000  # a phrase is cut here before tokenising (the tokenizer then cuts to the context)
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,6 +66,58 @@ class Engine:
         """Index an image: the windows' ranks of every concept (730 forwards by default)."""
         return build_index(image, self.clip, self.bank, self.hierarchy, config, batch_size, progress)
 
-    def stochastic(self, index: ImageIndex, concept: str, config: StochasticConfig = StochasticConfig()):
-        """The reference's stochastic map of one concept on an indexed image: (S, S) in [0, 1]."""
-        return stochastic_saliency(index, concept, self.clip.encode_image, self.bank.embeddings, self.spec, config)
+    def stochastic(
+        self, index: ImageIndex, concept: str, config: StochasticConfig = StochasticConfig(),
+        progress: Progress | None = None,
+    ) -> np.ndarray:
+        """The reference's stochastic map of one concept on an indexed image: (h, w) in [0, 1].
+
+        `progress(done, total)` is called after each of the `config.iterations` forwards; an
+        exception it raises stops the run (that is how a caller cancels).
+        """
+        return stochastic_saliency(index, concept, self.clip.encode_image, self.bank.embeddings, self.spec,
+                                   config, progress)
+
+    # ---- free text and the raw ablation (no new image pass) ---------------------------------
+    def encode_text(self, text: str) -> torch.Tensor:
+        """(D,) float32 unit embedding of a phrase, by the same text forward as the bank.
+
+        The text is cut to `MAX_TEXT_CHARS` characters, then the tokenizer truncates it to the
+        model's context (77 tokens for CLIP).
+
+        Raises:
+            ValueError: the phrase is empty.
+        """
+        text = " ".join(str(text).split())[:MAX_TEXT_CHARS]
+        if not text:
+            raise ValueError("the phrase is empty; type a few words, e.g. 'a red sports car'")
+        return encode_texts_bucketed([text], self.clip)[0]
+
+    def nearest_concepts(self, text: str, k: int = 5) -> list[tuple[str, float]]:
+        """The k concepts of T whose embedded text is closest to the phrase: (synset, cosine), best first."""
+        bank = self.bank.embeddings
+        sims = bank.float() @ self.encode_text(text).to(bank.device)  # (T,)
+        top = torch.topk(sims, min(k, len(sims)))
+        return [(self.hierarchy.ids[i], float(v)) for v, i in zip(top.values.tolist(), top.indices.tolist())]
+
+    def _check(self, index: ImageIndex) -> None:
+        if index.model_id and index.model_id != self.clip.model_id:
+            raise ValueError(f"the index was built with {index.model_id}, not {self.clip.model_id}; "
+                             "index the image again with this engine")
+        if index.hierarchy.vocabulary != self.hierarchy.vocabulary or len(index.hierarchy) != len(self.hierarchy):
+            raise ValueError("the index was ranked against another vocabulary; index the image again")
+
+    def text_saliency(self, index: ImageIndex, text: str, size: int | tuple[int, int] | None = None) -> np.ndarray:
+        """ConVis map of a free-text phrase on an indexed image, no new image pass: (H, W) in [0, 1].
+
+        Per window, the phrase's rank among T plus the phrase, accumulated like a leaf concept.
+        `size` as in `ImageIndex.saliency`.
+        """
+        self._check(index)
+        return index.text_saliency(self.encode_text(text), self.bank.embeddings, size)
+
+    def raw_saliency(self, index: ImageIndex, concept: str, size: int | tuple[int, int] | None = None) -> np.ndarray:
+        """The raw-cosine ablation of a concept: window-to-gloss cosine, best over the subtree, no
+        rank; accumulated and min-max normalised like the ConVis map. (H, W) in [0, 1]."""
+        self._check(index)
+        return index.raw_saliency_many([concept], self.bank.embeddings, size)[0]

@@ -45,7 +45,7 @@ def gamma_score(rank: np.ndarray, n: int, gamma: float = 5.0) -> np.ndarray:
     return np.where(r < n, 2.0 * np.exp(-gamma * r / n) - 1.0, -1.0)
 
 
-def accumulate(values: np.ndarray, boxes: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
+def accumulate(values: np.ndarray, boxes: np.ndarray, side: int | tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Sum per pixel of the values of the boxes covering it, and how many boxes cover it.
 
     A difference array and two cumulative sums: O(N + side²) per row of `values`, exact for
@@ -53,20 +53,21 @@ def accumulate(values: np.ndarray, boxes: np.ndarray, side: int) -> tuple[np.nda
 
     Args:
         values: (C, N) one value per box for each of C maps.
-        boxes: (N, 4) int boxes (x0, y0, x1, y1), exclusive ends, inside [0, side].
-        side: side of the square canvas.
+        boxes: (N, 4) int boxes (x0, y0, x1, y1), exclusive ends, inside the canvas.
+        side: side of the square canvas, or its (H, W).
 
     Returns:
-        sums (C, side, side) float64 and counts (side, side) int64.
+        sums (C, H, W) float64 and counts (H, W) int64.
     """
     values = np.atleast_2d(np.asarray(values, dtype=np.float64))
     x0, y0, x1, y1 = (boxes[:, i] for i in range(4))
-    w = side + 1
+    hgt, wid = (side, side) if np.isscalar(side) else side
+    w = wid + 1
     corners = [(y0 * w + x0, 1.0), (y0 * w + x1, -1.0), (y1 * w + x0, -1.0), (y1 * w + x1, 1.0)]
 
     def integrate(weights: np.ndarray) -> np.ndarray:
-        diff = sum(sign * np.bincount(k, weights=weights, minlength=w * w) for k, sign in corners)
-        return diff.reshape(w, w).cumsum(0).cumsum(1)[:side, :side]
+        diff = sum(sign * np.bincount(k, weights=weights, minlength=(hgt + 1) * w) for k, sign in corners)
+        return diff.reshape(hgt + 1, w).cumsum(0).cumsum(1)[:hgt, :wid]
 
     sums = np.stack([integrate(v) for v in values])
     counts = np.rint(integrate(np.ones(len(boxes)))).astype(np.int64)
@@ -83,20 +84,27 @@ def normalise(maps: np.ndarray, invert: bool) -> np.ndarray:
 
 
 def grid_maps(
-    values: np.ndarray, boxes: np.ndarray, side: int, pad: int, size: int, higher_is_better: bool
+    values: np.ndarray,
+    boxes: np.ndarray,
+    side: int | tuple[int, int],
+    pad: int,
+    size: int | tuple[int, int],
+    higher_is_better: bool,
 ) -> np.ndarray:
     """Algorithm 1's map: per-pixel mean over covering windows, central crop, min-max.
 
     Args:
         values: (C, N) window scores: ranks (lower is better) or gamma scores (higher is better).
         boxes: (N, 4) boxes in padded pixels.
-        side: padded side P; pad: border width; size: central image side S.
+        side: padded side P (or its (H + 2 pad, W + 2 pad)); pad: border width; size: central
+            image side S (or its (H, W), the whole picture).
 
     Returns:
-        (C, S, S) float32 maps in [0, 1], high = concept present.
+        (C, S, S) or (C, H, W) float32 maps in [0, 1], high = concept present.
     """
     sums, counts = accumulate(values, boxes, side)
-    centre = np.s_[..., pad : pad + size, pad : pad + size]
+    h, w = (size, size) if np.isscalar(size) else size
+    centre = np.s_[..., pad : pad + h, pad : pad + w]
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = sums[centre] / counts[centre]
     if (counts[centre] == 0).any():
@@ -104,11 +112,28 @@ def grid_maps(
     return normalise(mean, invert=not higher_is_better)
 
 
+def scale_schedule(cfg: StochasticConfig) -> np.ndarray:
+    """(iterations,) window side per iteration of the reference's sampler.
+
+    The reference adds the accumulator into the global map and resets it after every
+    `reset_every` iterations, and at the first reset at an iteration j >= iterations / 2 - 1
+    (0-based) it switches from scales[0] to scales[-1]: 600 iterations give 300 + 300, 500 give
+    300 + 200 (not 250 + 250).
+    """
+    sides = np.full(cfg.iterations, cfg.scales[0], dtype=np.int64)
+    for j in range(cfg.reset_every - 1, cfg.iterations, cfg.reset_every):
+        if j >= cfg.iterations / 2 - 1:
+            sides[j + 1 :] = cfg.scales[-1]
+            break
+    return sides
+
+
 def stochastic_map(
     score_box: Callable[[tuple[int, int, int, int]], float],
     cfg: StochasticConfig,
-    size: int = 224,
+    size: int | tuple[int, int] = 224,
     pad: int = 128,
+    progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """The reference's adaptive sampler: windows drawn where the evidence has been high so far.
 
@@ -116,24 +141,30 @@ def stochastic_map(
         score_box: returns a score in [-1, 1] (gamma score) for a box (x0, y0, x1, y1) in padded
             pixels. Called `cfg.iterations` times, in sequence.
         cfg: sampler settings; `cfg.seed` makes it reproducible.
+        size: image side S inside the border, or (H, W) for a whole picture.
+        progress: called with (done, iterations) after each iteration; an exception it raises
+            stops the run (that is how a caller cancels).
 
     Returns:
-        (S, S) float32 map in [0, 1].
+        (S, S) or (H, W) float32 map in [0, 1].
     """
     rng = np.random.default_rng(cfg.seed)
-    side = size + 2 * pad
-    limit = side - max(cfg.scales)  # corners in [0, limit)² keep every window inside
-    acc = np.ones((side, side))
-    total = np.zeros((side, side))
-    for it in range(cfg.iterations):
-        b = cfg.scales[0] if it < cfg.iterations // 2 else cfg.scales[-1]
-        p = acc[:limit, :limit].ravel()
-        y, x = divmod(int(rng.choice(p.size, p=p / p.sum())), limit)
-        acc[y : y + b, x : x + b] *= 1.0 + cfg.epsilon * score_box((x, y, x + b, y + b))
+    h, w = (size, size) if np.isscalar(size) else size
+    shape = (h + 2 * pad, w + 2 * pad)
+    # Corners in [0, P - max B) keep every window inside, at both sizes (the reference's 352).
+    ly, lx = shape[0] - max(cfg.scales), shape[1] - max(cfg.scales)
+    acc = np.ones(shape)
+    total = np.zeros(shape)
+    for it, b in enumerate(scale_schedule(cfg)):
+        p = acc[:ly, :lx].ravel()
+        y, x = divmod(int(rng.choice(p.size, p=p / p.sum())), lx)
+        acc[y : y + b, x : x + b] *= 1.0 + cfg.epsilon * score_box((x, y, x + int(b), y + int(b)))
         if (it + 1) % cfg.reset_every == 0:
             total += acc
             acc[:] = 1.0
-    return normalise(total[None, pad : pad + size, pad : pad + size], invert=False)[0]
+        if progress is not None:
+            progress(it + 1, cfg.iterations)
+    return normalise(total[None, pad : pad + h, pad : pad + w], invert=False)[0]
 
 
 def subtree_best_ranks(ranks: np.ndarray, order: Sequence[int], children: Sequence[Sequence[int]]) -> np.ndarray:

@@ -19,16 +19,31 @@ from convis.config import GridConfig
 
 @dataclass(frozen=True)
 class CropBox:
-    """Where the square the maps describe lies in the original image, in its pixels."""
+    """Where the region the maps describe lies in the original image, in its pixels.
+
+    The paper's centre square has `height` None (= `side`). A whole-picture index covers the
+    whole image: `side` is then its width and `height` its height.
+    """
 
     x0: int
     y0: int
-    side: int
+    side: int  # width (= height for a square)
+    height: int | None = None
+
+    @property
+    def width(self) -> int:
+        return self.side
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) of the region."""
+        return (self.side if self.height is None else self.height, self.side)
 
     @property
     def box(self) -> tuple[int, int, int, int]:
         """(x0, y0, x1, y1), x1 and y1 exclusive."""
-        return (self.x0, self.y0, self.x0 + self.side, self.y0 + self.side)
+        h, w = self.shape
+        return (self.x0, self.y0, self.x0 + w, self.y0 + h)
 
 
 def centre_crop_box(width: int, height: int) -> CropBox:
@@ -48,22 +63,66 @@ def prepare_image(image: Image.Image, size: int = 224) -> tuple[np.ndarray, Crop
     return np.asarray(square, dtype=np.uint8).copy(), crop
 
 
-def pad_with_noise(image: np.ndarray, pad: int, seed: int) -> torch.Tensor:
-    """Surround an (S, S, 3) uint8 image with `pad` pixels of seeded uniform RGB noise.
+def whole_size(width: int, height: int, short: int = 224) -> tuple[int, int]:
+    """(width, height) of the whole picture resized so its short side is `short`."""
+    scale = short / min(width, height)
+    return (short, short) if width == height else (max(1, round(width * scale)), max(1, round(height * scale)))
+
+
+def prepare_whole(image: Image.Image, short: int = 224, max_aspect: float = 4.0) -> tuple[np.ndarray, CropBox]:
+    """Resize a whole RGB image (bicubic) so its short side is `short`; nothing is cropped.
+
+    A square image gives exactly `prepare_image`'s pixels.
 
     Returns:
-        (3, S + 2 pad, S + 2 pad) float32 tensor in [0, 1] on the CPU.
+        The (h, w, 3) uint8 image and the region it covers in the original (all of it).
+
+    Raises:
+        ValueError: the long side is more than `max_aspect` times the short one.
     """
-    size = image.shape[0]
-    side = size + 2 * pad
+    w, h = image.size
+    if max(w, h) > max_aspect * min(w, h):
+        raise ValueError(f"the image is {w} x {h}, more than {max_aspect:g}:1; the whole-picture map is "
+                         "bounded to that ratio: crop the image or map the centre square instead")
+    size = whole_size(w, h, short)
+    pixels = image.convert("RGB").resize(size, Image.Resampling.BICUBIC)
+    return np.asarray(pixels, dtype=np.uint8).copy(), CropBox(0, 0, w, None if w == h else h)
+
+
+def map_shape(region: tuple[int, int], grid: tuple[int, int], size: int | tuple[int, int] | None) -> tuple[int, int]:
+    """(H, W) of maps of an index.
+
+    Args:
+        region: (H, W) the mapped region in the original image (`CropBox.shape`).
+        grid: (h, w) the region at grid scale (224 x 224, or the whole picture's short side 224).
+        size: None = `region`; 0 = `grid` (native); an int = that short side, the long side keeping
+            the grid's aspect (a square gives (size, size)); (H, W) as it is.
+    """
+    if size is None:
+        return tuple(region)
+    if not isinstance(size, (int, np.integer)):
+        return (int(size[0]), int(size[1]))
+    h, w = grid
+    if size == 0:
+        return (h, w)
+    return (int(size), int(size)) if h == w else (round(size * h / min(h, w)), round(size * w / min(h, w)))
+
+
+def pad_with_noise(image: np.ndarray, pad: int, seed: int) -> torch.Tensor:
+    """Surround an (h, w, 3) uint8 image with `pad` pixels of seeded uniform RGB noise.
+
+    Returns:
+        (3, h + 2 pad, w + 2 pad) float32 tensor in [0, 1] on the CPU.
+    """
+    h, w = image.shape[:2]
     gen = torch.Generator().manual_seed(seed)
     # Quantised like a real image, so the noise is the same whatever device encodes it.
-    padded = torch.randint(0, 256, (3, side, side), generator=gen, dtype=torch.uint8)
-    padded[:, pad : pad + size, pad : pad + size] = torch.from_numpy(image).permute(2, 0, 1)
+    padded = torch.randint(0, 256, (3, h + 2 * pad, w + 2 * pad), generator=gen, dtype=torch.uint8)
+    padded[:, pad : pad + h, pad : pad + w] = torch.from_numpy(image).permute(2, 0, 1)
     return padded.float() / 255.0
 
 
-def grid_boxes(cfg: GridConfig) -> np.ndarray:
+def grid_boxes(cfg: GridConfig, shape: tuple[int, int] | None = None) -> np.ndarray:
     """Window boxes of Algorithm 1 in padded-image pixels, scale by scale, row-major.
 
     With `cfg.only_touching` only the windows that overlap the central image are kept (441 + 289
@@ -71,18 +130,26 @@ def grid_boxes(cfg: GridConfig) -> np.ndarray:
     corners are used (30² per scale) and boxes are clipped at the padded border, as the
     reference's masking does.
 
+    Args:
+        cfg: grid settings.
+        shape: (h, w) of the image inside the border; None = the square (S, S). A whole-picture
+            rectangle gets the same window sizes and stride over its whole padded extent.
+
     Returns:
         (N, 4) int64 boxes (x0, y0, x1, y1), x1 and y1 exclusive.
     """
-    side, lo, hi = cfg.padded_size, cfg.pad, cfg.pad + cfg.image_size
+    h, w = shape or (cfg.image_size, cfg.image_size)
+    p = cfg.pad
     boxes = []
     for b in cfg.scales:
-        starts = np.arange(0, side, cfg.stride)
-        if cfg.only_touching:
-            starts = starts[(starts + b > lo) & (starts < hi)]
-        ys, xs = np.meshgrid(starts, starts, indexing="ij")
+        axes = []
+        for n in (h, w):
+            starts = np.arange(0, n + 2 * p, cfg.stride)
+            axes.append(starts[(starts + b > p) & (starts < p + n)] if cfg.only_touching else starts)
+        ys, xs = np.meshgrid(*axes, indexing="ij")
         x0, y0 = xs.ravel(), ys.ravel()
-        boxes.append(np.stack([x0, y0, np.minimum(x0 + b, side), np.minimum(y0 + b, side)], axis=1))
+        x1, y1 = np.minimum(x0 + b, w + 2 * p), np.minimum(y0 + b, h + 2 * p)
+        boxes.append(np.stack([x0, y0, x1, y1], axis=1))
     return np.concatenate(boxes).astype(np.int64)
 
 

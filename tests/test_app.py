@@ -19,6 +19,7 @@ from PIL import Image
 from convis.app import Backend, Session
 from convis.app.endpoints import Endpoints
 from convis.app.handlers import Handlers
+from convis.app.methods import Methods
 from convis.app.panels import info_html
 from convis.app.session import Superseded
 from convis.app.uploads import Uploads
@@ -54,7 +55,7 @@ def test_create_demo_builds_without_launching(toy_backend):
     assert isinstance(demo, gr.Blocks)
     deps = demo.config["dependencies"]
     public = {d["api_name"] for d in deps if d.get("api_visibility") == "public"}
-    assert {"search", "explain", "top_concepts"} <= public, public
+    assert {"search", "explain", "explain_text", "top_concepts"} <= public, public
     assert all(d.get("api_name") for d in deps), "every event needs an explicit api_name"
     trees = [c for c in demo.config["components"]
              if c.get("props", {}).get("component_class_name") == "SynsetTree"]
@@ -164,7 +165,10 @@ def test_upload_shows_a_map_and_top_concepts(toy_backend):
     uploads, session = Uploads(toy_backend), Session()
     uploads.mark_upload(CAT, session)
     _, image, picture, status, top, tree, info = uploads.index_image(CAT, session, noop)
-    assert isinstance(picture, np.ndarray) and picture.shape == (512, 512, 3)
+    # The whole picture by default: the map keeps cat.jpg's 451 x 300 aspect, long side capped at 768.
+    assert isinstance(picture, np.ndarray) and picture.shape[2] == 3 and max(picture.shape[:2]) <= 768
+    assert abs(picture.shape[1] / picture.shape[0] - 451 / 300) < 0.01, picture.shape
+    assert "whole picture" in status and session.entry.index.crop.box == (0, 0, 451, 300)
     assert "cat.jpg" in status and "data-synset" in top and session.synset in info
     assert tree["selected"] == session.synset, "the top concept is revealed in the tree"
 
@@ -213,7 +217,7 @@ def test_export_writes_png_npy_and_settings(indexed):
     png, npy, meta = map(Path, handlers.export(session))
     assert Image.open(png).format == "PNG"
     raw = np.load(npy)
-    assert raw.dtype == np.float32 and raw.shape == (session.entry.index.crop.side,) * 2
+    assert raw.dtype == np.float32 and raw.shape == (300, 451), "the whole cat.jpg, at its own size"
     assert 0 <= raw.min() and raw.max() <= 1
     settings = json.loads(meta.read_text())
     assert settings["synset"] == "cat.n.01" and settings["model"] == "test-tiny/none"
@@ -237,6 +241,145 @@ def test_api_endpoints(toy_backend):
     assert len(top) == 3 and {"synset", "score", "gloss"} <= set(top[0])
     with pytest.raises(gr.Error, match="did you mean"):
         api.explain(CAT, "felin.n.01")
+
+
+# ---- phrases, methods, region, top concepts (issue 10) ------------------------------------------
+def test_a_phrase_is_mapped_joins_compare_and_exports(indexed):
+    session, _, handlers = indexed
+    assert 'data-phrase="a red sports car"' in handlers.search("a red sports car", session), "offered"
+    grid = handlers.select_node(session, event("cat.n.01"))[1]
+    _, tree, picture, info, status = handlers.search_submit("a red sports car", session)  # no concept matches
+    assert session.item == "\u201ca red sports car\u201d" and session.phrase == "a red sports car"
+    assert "phrase map of the whole picture" in status and picture.shape == grid.shape
+    assert not np.array_equal(picture, grid)
+    assert info.count("data-synset=") == 6, "its nearest concepts of T, as links into the tree"
+    other = handlers.navigate(session, gr.EventData(None, {"phrase": "a blue bicycle"}))[2]
+    assert not np.array_equal(picture, other), "another phrase, another map"
+    _, control, compare = handlers.compare_add(session)
+    assert control["value"] == ["\u201ca blue bicycle\u201d"] and compare.ndim == 3
+    with pytest.warns(UserWarning, match="dgo"):
+        names = [*control["value"], "feline", "rust on a car", "dgo.n.01"]
+        _, control, _ = handlers.set_compare(names, session)
+    assert control["value"] == ["\u201ca blue bicycle\u201d", "feline.n.01", "\u201crust on a car\u201d"]
+    png, npy, meta = map(Path, handlers.export(session))
+    assert np.load(npy).shape == (300, 451) and json.loads(meta.read_text())["method"] == "phrase"
+    handlers.select_node(session, event("cat.n.01"))
+    assert session.phrase is None and session.item == "cat.n.01"
+
+
+def test_stochastic_map_shows_progress_and_stops_when_asked(indexed):
+    session, _, handlers = indexed
+    methods = Methods(handlers.b)
+    handlers.select_node(session, event("feline.n.01"))
+    _, _, status = methods.set_method("Stochastic (sequential, slower)", False, session)
+    assert "stochastic map is on its way" in status
+    _, caption, request = methods.extras(session)
+    assert isinstance(request, int) and caption["label"].startswith("Grid map")
+    handlers.set_view(session, "Heatmap", "jet", 0.5, 10, False, 0.5)
+    assert methods.extras(session)[2] == gr.skip(), "a display change does not restart a pending job"
+    seen = []
+    _, picture, status = methods.run_stochastic(session, lambda p, **kw: seen.append(p))
+    assert seen[-1] == (600, 600) and len(seen) == 600, "one progress step per sequential forward"
+    assert picture["label"] == "Stochastic map of the whole picture"
+    assert "600 sequential CLIP forwards" in status
+    entry = session.entry
+    engine = handlers.b.engine(entry.key[1], entry.key[2])
+    expected = engine.stochastic(entry.index, "feline.n.01")  # the same run, outside the app
+    np.testing.assert_array_equal(session.stochastic[(entry.key, "feline.n.01")], expected)
+    assert "stochastic map of the whole picture" in handlers.select_node(session, event("feline.n.01"))[3]
+    # Stop: the running job ends at its next forward and keeps nothing.
+    handlers.select_node(session, event("cat.n.01"))
+    assert isinstance(methods.extras(session)[2], int)
+    calls = []
+
+    said = []
+
+    def stop_at_50(p, **kw):
+        calls.append(p)
+        if len(calls) == 50:
+            said.extend(methods.stop(session))
+
+    assert methods.run_stochastic(session, stop_at_50)[1:] == (gr.skip(), gr.skip())
+    assert len(calls) == 50 and (entry.key, "cat.n.01") not in session.stochastic
+    assert said[0].startswith("Stopped") and said[1]["label"].endswith("the stochastic map was stopped")
+    assert methods.stop(session)[0].startswith("Nothing to stop")
+
+
+def test_raw_cosine_map_beside_the_grid_map(indexed):
+    session, _, handlers = indexed
+    methods = Methods(handlers.b)
+    grid = handlers.select_node(session, event("feline.n.01"))[1]
+    methods.set_method("Grid (ConVis)", True, session)
+    raw, caption, request = methods.extras(session)
+    assert raw["visible"] and raw["label"] == "Raw cosine (ablation) of the whole picture"
+    assert raw["value"].shape == grid.shape and not np.array_equal(raw["value"], grid)
+    assert caption["label"] == "Grid map (ConVis) of the whole picture" and request == gr.skip()
+    methods.set_method("Grid (ConVis)", False, session)
+    assert methods.extras(session)[0]["visible"] is False
+
+
+def test_centre_square_is_one_click_away(indexed):
+    session, _, handlers = indexed
+    methods = Methods(handlers.b)
+    whole = session.current
+    _, picture, status, *_ = methods.set_region("Centre square (the paper)", session, noop)
+    assert session.entry.key[4] is False and "centre square" in status
+    assert picture.shape == (512, 512, 3) and session.entry.index.crop.box == (75, 0, 375, 300)
+    _, picture, status, *_ = methods.set_region("Whole picture", session, noop)
+    assert session.current == whole and picture.shape[1] > picture.shape[0]
+
+
+def test_what_clip_sees_lists_each_chain_once(indexed):
+    session, uploads, _ = indexed
+    top = uploads.after_index(session, session.entry)[2]
+    first = [item.split('data-synset="')[1].split('"')[0] for item in top.split("<li>")[1:]]
+    # In the toy set entity -> physical_entity -> object is a chain of only children: never listed alone.
+    assert not {"entity.n.01", "physical_entity.n.01"} & set(first) and len(first) == len(set(first))
+    if "object.n.01" in first:
+        assert 'cvl-context">in <button' in top
+
+
+@pytest.mark.wordnet
+def test_a_wordnet_name_outside_t_points_to_its_hypernym_and_the_phrase(indexed):
+    session, _, handlers = indexed
+    html = handlers.search("tabby.n.01", session)
+    assert "is in WordNet but not in toy" in html and 'data-synset="cat.n.01"' in html
+    assert 'data-phrase="tabby"' in html, "and offers the word's free-text map"
+    with pytest.raises(gr.Error, match="nearest hypernym there is 'cat.n.01'"):
+        handlers.search_submit("tabby.n.01", session)
+
+
+def test_every_model_call_goes_through_the_gpu_decorator(toy_backend):
+    """On ZeroGPU the model is usable only inside `spaces.GPU`: phrases and stochastic maps too."""
+    wrapped = []
+
+    def gpu(fn):
+        def run(*args, **kwargs):
+            wrapped.append(getattr(args[0], "__name__", fn.__name__))
+            return fn(*args, **kwargs)
+        return run
+
+    backend = Backend("test-tiny", "toy", device="cpu", gpu=gpu,
+                      hierarchies={"toy": toy_backend.hierarchy("toy")})
+    handlers, methods, session = Handlers(backend), Methods(backend), Session()
+    methods.mark_upload(CAT, session)
+    methods.index_image(CAT, session, noop)
+    handlers.search_submit("a red sports car", session)
+    handlers.select_node(session, event("cat.n.01"))
+    methods.set_method("Stochastic (sequential, slower)", True, session)
+    methods.extras(session)
+    methods.run_stochastic(session, noop)
+    needed = {"_run_index", "nearest_concepts", "text_saliency", "raw_saliency", "stochastic"}
+    assert needed <= set(wrapped), wrapped
+
+
+def test_explain_text_endpoint(toy_backend):
+    api = Endpoints(toy_backend)
+    car = api.explain_text(CAT, "a red sports car", "overlay")
+    assert car.shape == (512, 512, 3), "the API maps the paper's centre square"
+    assert not np.array_equal(car, api.explain_text(CAT, "a blue bicycle", "overlay"))
+    with pytest.raises(gr.Error, match="empty"):
+        api.explain_text(CAT, "   ", "overlay")
 
 
 # ---- bad uploads -----------------------------------------------------------------------------------

@@ -21,8 +21,9 @@ def client(app_server):
 
 def test_named_endpoints_are_published(client):
     api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/search", "/explain", "/top_concepts"} <= set(api)
+    assert {"/search", "/explain", "/explain_text", "/top_concepts"} <= set(api)
     assert [p["parameter_name"] for p in api["/explain"]["parameters"]] == ["image", "synset", "style"]
+    assert [p["parameter_name"] for p in api["/explain_text"]["parameters"]] == ["image", "text", "style"]
 
 
 def test_search(client):
@@ -39,6 +40,20 @@ def test_explain_returns_a_map_picture(client):
     other = np.asarray(Image.open(client.predict(gradio_client.handle_file(CAT), "vehicle.n.01", "overlay",
                                                  api_name="/explain")))
     assert not np.array_equal(picture, other), "different concepts give different maps"
+
+
+def test_explain_text_maps_a_phrase(client):
+    path = client.predict(gradio_client.handle_file(CAT), "a red sports car", "overlay",
+                          api_name="/explain_text")
+    car = np.asarray(Image.open(path))
+    assert car.shape == (512, 512, 3)
+    bike = np.asarray(Image.open(client.predict(gradio_client.handle_file(CAT), "a blue bicycle", "overlay",
+                                                api_name="/explain_text")))
+    assert not np.array_equal(car, bike), "different phrases give different maps"
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="phrase is empty"):
+        client.predict(gradio_client.handle_file(CAT), " ", "overlay", api_name="/explain_text")
 
 
 def test_top_concepts_are_ranked(client):

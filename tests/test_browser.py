@@ -172,3 +172,107 @@ def test_bad_upload_says_why_and_keeps_the_session(page, tmp_path):
     page.set_viewport_size({"width": 420, "height": 900})  # a phone: the picture comes first
     page.screenshot(path=str(ARTIFACTS / "browser-3-narrow.png"), full_page=True)
     assert page.locator("#cv-map").bounding_box()["y"] < page.locator("#cv-tree").bounding_box()["y"]
+
+
+def test_tree_labels_keep_one_size_at_every_depth(page):
+    """Gradio's `.prose ul ul { font-size: 90% }` must not shrink nested rows (0.9x per level)."""
+    page.locator("#cv-search input").fill("dog.n.01")
+    page.locator("#cv-search input").press("Enter")  # reveals dog, many levels down
+    dog = page.locator('#cv-tree li[data-id="dog.n.01"][aria-selected="true"]').first
+    dog.wait_for()
+    level = int(dog.get_attribute("aria-level"))
+    assert level >= 9, f"dog.n.01 is at depth {level - 1}; the test needs depth 8 or more"
+    size = ("el => { const s = getComputedStyle(el);"
+            " return [parseFloat(s.fontSize), el.getBoundingClientRect().left]; }")
+    top_size, top_left = row(page, "entity.n.01").locator(":scope > .cvt-row .cvt-label").evaluate(size)
+    deep_size, deep_left = dog.locator(":scope > .cvt-row .cvt-label").evaluate(size)
+    assert top_size >= 12 and deep_size == top_size, (top_size, deep_size)
+    # The indent is the widget's own (16 px a level), not the theme's nested-list padding on top.
+    assert abs((deep_left - top_left) - 16 * (level - 1)) <= 2, (deep_left - top_left, level)
+    dog.scroll_into_view_if_needed()
+    page.locator("#cv-tree").screenshot(path=str(ARTIFACTS / "browser-4-deep-tree.png"))
+
+
+PROGRESS_PROBE = """() => {
+  window.__progress = [];
+  const box = document.querySelector('#cv-map');
+  const look = () => { const t = box.innerText; if (/forward/i.test(t)) window.__progress.push(t); };
+  new MutationObserver(look).observe(box, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def status_has(page, text: str) -> None:
+    page.wait_for_function("t => document.querySelector('#cv-status').innerText.includes(t)", arg=text)
+
+
+def caption_has(page, selector: str, text: str) -> None:
+    page.wait_for_function("([s, t]) => { const e = document.querySelector(s);"
+                           " return e && e.innerText.includes(t) }", arg=[selector, text])
+
+
+def natural_aspect(page, selector: str) -> float:
+    """Width / height of a loaded picture (waits until it has loaded)."""
+    page.wait_for_function("s => { const i = document.querySelector(s);"
+                           " return i && i.complete && i.naturalHeight > 0 }", arg=selector)
+    return page.locator(selector).evaluate("i => i.naturalWidth / i.naturalHeight")
+
+
+def test_phrase_compare_region_stochastic_and_raw(page):
+    """The issue's tour: a phrase's map, into Compare, whole picture vs centre, stochastic, raw beside."""
+    upload(page, CAT)  # 451 x 300
+    status_has(page, "indexed")
+    status_has(page, "whole picture")
+    assert abs(natural_aspect(page, "#cv-map img") - 451 / 300) < 0.02, "the whole picture is the default"
+    # A phrase: no concept matches, so the search offers to map it.
+    page.locator("#cv-search input").fill("a red sports car")
+    page.locator('#cv-hits button[data-phrase="a red sports car"]').click()
+    status_has(page, "phrase map")
+    page.locator("#cv-info").get_by_text("Nearest concepts").wait_for()
+    assert page.locator("#cv-info button[data-synset]").count() >= 3, "its nearest concepts, clickable"
+    caption_has(page, "#cv-map", "Phrase map of the whole picture")
+    page.screenshot(path=str(ARTIFACTS / "browser-5-phrase.png"), full_page=True)
+    # Into Compare.
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#cv-add").click()
+    page.locator("#cv-grid img").wait_for()
+    assert "\u201ca red sports car\u201d" in page.locator("#cv-compare").inner_text()
+    # One of its nearest concepts, clicked: it opens in the tree.
+    near = page.locator("#cv-info button[data-synset]").first
+    name = near.get_attribute("data-synset")
+    near.click()
+    page.locator(f'#cv-tree li[data-id="{name}"][aria-selected="true"]').first.wait_for()
+    # The paper's centre square, one click away, and back.
+    page.locator("#cv-region").get_by_text("Centre square (the paper)").click()
+    status_has(page, "centre square")
+    page.wait_for_function("() => { const i = document.querySelector('#cv-map img');"
+                           " return i && i.complete && i.naturalWidth === i.naturalHeight }")
+    page.locator("#cv-region").get_by_text("Whole picture").click()
+    status_has(page, "whole picture")
+    # The stochastic method, with progress.
+    page.evaluate(PROGRESS_PROBE)
+    page.locator("#cv-method").get_by_text("Stochastic").click()
+    status_has(page, "sequential CLIP forwards")
+    assert page.evaluate("window.__progress.length") > 0, "the stochastic job shows its progress"
+    caption_has(page, "#cv-map", "Stochastic map of the whole picture")
+    page.screenshot(path=str(ARTIFACTS / "browser-6-stochastic.png"), full_page=True)
+    # The raw-cosine map beside the grid map.
+    page.locator("#cv-method").get_by_text("Grid (ConVis)").click()
+    page.locator("#cv-rawbox input").check()
+    page.locator("#cv-raw img").wait_for()
+    grid_box, raw_box = page.locator("#cv-map").bounding_box(), page.locator("#cv-raw").bounding_box()
+    assert raw_box["x"] >= grid_box["x"] + grid_box["width"] - 2 and abs(raw_box["y"] - grid_box["y"]) < 40
+    caption_has(page, "#cv-raw", "Raw cosine (ablation) of the whole picture")
+    caption_has(page, "#cv-map", "Grid map (ConVis) of the whole picture")
+    page.screenshot(path=str(ARTIFACTS / "browser-7-raw-beside-grid.png"), full_page=True)
+
+
+def test_stop_ends_a_running_stochastic_map(page):
+    upload(page, CAT)
+    status_has(page, "indexed")
+    page.locator("#cv-method").get_by_text("Stochastic").click()
+    page.wait_for_function("() => /\\d+\\/600 forwards/.test(document.querySelector('#cv-map').innerText)")
+    page.locator("#cv-stop").click()  # unqueued: the running job stops at its next forward
+    status_has(page, "Stopped the stochastic map")
+    caption_has(page, "#cv-map", "the stochastic map was stopped")
+    time.sleep(1)
+    assert "sequential CLIP forwards" not in page.locator("#cv-status").inner_text(), "it did not finish"

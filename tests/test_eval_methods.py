@@ -57,7 +57,10 @@ def test_convis_map_is_the_engine_index(engine, image):
 
 def test_raw_map_is_window_cosine_accumulated(engine, image):
     maker = MapMaker(engine, ["raw"], GridConfig())
-    index, sims = maker.window_pass(image)
+    index = maker.window_pass(image)
+    assert index.embeddings.shape == (len(index.boxes), engine.bank.embeddings.shape[1])
+    assert index.embeddings.dtype == torch.float16
+    sims = index.embeddings.float() @ engine.bank.embeddings.T  # (N, T) window-to-gloss cosines
     assert sims.shape == (len(index.boxes), len(engine.hierarchy))
     # The raw map of a leaf ranks pixels by the mean cosine of the windows covering them.
     leaf = engine.hierarchy.index("car.n.01")

@@ -89,7 +89,7 @@ def literal_algorithm_1(image, engine, concept, seed, score="rank"):
                 rank[order] = np.arange(len(order))
                 r = rank[sub].min()  # max_rank_sim: the best rank in hypo*(s)
                 if score == "gamma":
-                    n = len(sub)
+                    n = 91  # the reference's n, for every concept
                     r = 2 * np.exp(-5.0 * r / n) - 1 if r < n else -1.0
                 sums[y : y + b, x : x + b] += r
                 counts[y : y + b, x : x + b] += 1

@@ -2,8 +2,8 @@
 
 Engines (model + hierarchy + concept bank) load lazily, a lock per key (one tab's load never
 delays another's use of what is loaded), into a small LRU; model and bank leave memory with their
-engine. Indexes live in a byte-bounded LRU keyed by (image hash, model, vocabulary, seed), shared
-by the UI and the API; sessions only hold weak references into it.
+engine. Indexes live in a byte-bounded LRU keyed by (image hash, model, vocabulary, seed, whole
+picture or centre square), shared by the UI and the API; sessions only hold weak references into it.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from convis.wordnet import load_hierarchy
 _log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # (done, total)
-Key = tuple[str, str, str, int]  # (image hash, model key, vocabulary, seed)
+Key = tuple[str, str, str, int, bool]  # (image hash, model key, vocabulary, seed, whole picture)
 VOCABULARIES = ("physical", "nouns")
 OFFLINE_MODEL = "test-tiny/none"  # offered when the default model cannot load: the UI stays explorable
 # Offered only with `allow_large` (--allow-large): `nouns` indexes are 240 MB each, a ViT-L-14 1.7 GB.
@@ -63,18 +63,25 @@ def image_hash(image: Image.Image) -> str:
 
 @dataclass(frozen=True, eq=False)
 class Entry:
-    """One indexed image: the engine's index and the mapped square of the original at display size."""
+    """One indexed image: the engine's index and the mapped region of the original at display size."""
 
     key: Key
     index: ImageIndex
-    display: np.ndarray  # (d, d, 3) uint8: the crop of the original image the map covers
+    display: np.ndarray  # (h, w, 3) uint8: the region of the original image the map covers
     name: str  # file name shown to the user
     seconds: float  # indexing time (0 for a cache hit)
 
     @property
     def nbytes(self) -> int:
         padded = self.index.padded
-        return int(self.index.ranks.nbytes + padded.element_size() * padded.nelement() + self.display.nbytes)
+        kept = self.index.embeddings  # (N, D) float16 window embeddings, for phrases and the raw map
+        extra = 0 if kept is None else kept.element_size() * kept.nelement()
+        return int(self.index.ranks.nbytes + padded.element_size() * padded.nelement() + self.display.nbytes
+                   + extra)
+
+
+def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return fn(*args, **kwargs)
 
 
 def _run_index(engine: Engine, image: Image.Image, config: GridConfig,
@@ -117,6 +124,11 @@ class Backend:
         self._index_lock = threading.Lock()  # guards `_indexes` only; held for microseconds
         self._loads = KeyedLoads()  # a lock per thing being loaded, failures remembered
         self._index_fn = gpu(_run_index) if gpu else _run_index
+        self._device_fn = gpu(_call) if gpu else _call
+
+    def on_device(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run another model call (a phrase's text forward, a stochastic map) under the GPU decorator."""
+        return self._device_fn(fn, *args, **kwargs)
 
     # ---- choices ------------------------------------------------------------------------------
     def _large_model(self, key: str) -> bool:
@@ -211,22 +223,29 @@ class Backend:
             return entry
 
     def key(self, image: Image.Image, model: str | None = None, vocabulary: str | None = None,
-            seed: int = 0) -> Key:
+            seed: int = 0, whole: bool = False) -> Key:
         """Cache key of an image under a model and vocabulary (defaults filled in)."""
         model, vocabulary = self._check(model, vocabulary)
-        return image_hash(image), model, vocabulary, int(seed)
+        return image_hash(image), model, vocabulary, int(seed), bool(whole)
 
     def index(self, image: Image.Image, name: str = "image", model: str | None = None,
-              vocabulary: str | None = None, seed: int = 0, progress: Progress | None = None) -> Entry:
-        """Index an image once per (pixels, model, vocabulary, seed); later calls hit the cache."""
-        key = self.key(image, model, vocabulary, seed)
-        _, model, vocabulary, _ = key
+              vocabulary: str | None = None, seed: int = 0, progress: Progress | None = None,
+              whole: bool = False) -> Entry:
+        """Index an image once per (pixels, model, vocabulary, seed, region); later calls hit the cache.
+
+        `whole`: map the whole picture (maps keep its aspect ratio), not the paper's centre square.
+        """
+        key = self.key(image, model, vocabulary, seed, whole)
+        _, model, vocabulary, _, _ = key
         if (hit := self.cached(key)) is not None:
             return Entry(key, hit.index, hit.display, name, 0.0)
         engine = self.engine(model, vocabulary)
         t0 = time.perf_counter()
-        index = self._index_fn(engine, image, GridConfig(seed=seed), progress)
-        crop = image.crop(index.crop.box).resize((self.display_size,) * 2, Image.Resampling.LANCZOS)
+        index = self._index_fn(engine, image, GridConfig(seed=seed, whole=whole), progress)
+        h, w = index.crop.shape  # short side at display size, the long side at most 1.5 times that
+        scale = min(self.display_size / min(h, w), 1.5 * self.display_size / max(h, w))
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        crop = image.crop(index.crop.box).resize(size, Image.Resampling.LANCZOS)
         entry = Entry(key, index, np.asarray(crop.convert("RGB")), name, time.perf_counter() - t0)
         self._store(entry)
         return entry

@@ -1,4 +1,4 @@
-"""The stateless API (`/search`, `/explain`, `/top_concepts`) for `gradio_client` and scripts.
+"""The stateless API (`/search`, `/explain`, `/explain_text`, `/top_concepts`) for `gradio_client`.
 
 Calls use the server's default model and vocabulary. Indexes are shared with the UI through the
 backend's LRU keyed by (image pixels, model, vocabulary, seed), so repeated calls are fast.
@@ -12,7 +12,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from convis.app import limits
+from convis.app import limits, maps
 from convis.app.backend import Backend, Entry
 from convis.app.handlers import USER_ERRORS
 from convis.app.panels import offset_id
@@ -72,6 +72,24 @@ class Endpoints:
         except USER_ERRORS as exc:
             raise _fail("Bad request", exc) from None
         picture, _ = render_view(self._entry(image), name, view)
+        return picture
+
+    def explain_text(self, image: str | None, text: str, style: str = "overlay") -> np.ndarray:
+        """The ConVis map of a free-text phrase over the image's centre square, drawn in `style`.
+
+        Per window, the phrase's rank among T plus the phrase, accumulated like a concept's rank.
+        """
+        try:
+            phrase = maps.clean_phrase(text)
+            view = View.from_controls(limits.text(style, "style", limits.MAX_WORD), "jet", 0.5, 10.0, False, 0.5)
+        except USER_ERRORS as exc:
+            raise _fail("Bad request", exc) from None
+        entry = self._entry(image)
+        try:
+            saliency = maps.item_maps(self.b, entry, [maps.quote(phrase)], entry.display.shape[:2])[0]
+        except USER_ERRORS as exc:
+            raise _fail("Could not map the phrase", exc) from None
+        picture, _ = render_view(entry, maps.quote(phrase), view, saliency)
         return picture
 
     def top_concepts(self, image: str | None, k: float = 10) -> list[dict[str, Any]]:

@@ -14,8 +14,9 @@ import gradio as gr
 
 from convis.app.backend import Backend
 from convis.app.limits import MAX_TEXT
+from convis.app.maps import EXPLAIN
 from convis.app.panels import info_html, top_html
-from convis.app.session import COLORMAPS, MAX_COMPARE, STYLES, Session, View
+from convis.app.session import COLORMAPS, MAX_COMPARE, METHODS, REGIONS, STYLES, Session, View
 from convis.app.widgets import ConceptLinks, ImageInput, SynsetTree, make_fetch_children, tree_value
 
 SESSION_TTL_S = 3600  # a tab's indexes are dropped an hour after its last action
@@ -23,7 +24,7 @@ HEADER = """# ConVis Explorer
 See what a CLIP model sees in a picture, concept by concept, over the WordNet hierarchy
 ([ConVis](https://arxiv.org/abs/2405.14563)). Upload a photo and wait once while CLIP looks at
 every window of it; then wander through the tree (`animal` \u203a `feline` \u203a `big cat`...): each
-map appears at once."""
+map appears at once. Or type any phrase ("a red sports car") and map it."""
 CSS = """
 #cv-banner { border-left: 4px solid #dc2626; padding: 6px 12px; background: rgba(220, 38, 38, .08); }
 #cv-status { min-height: 2.5em; }
@@ -57,9 +58,9 @@ def _tabs(hierarchy: object) -> SimpleNamespace:
         with gr.Tab("Compare"):
             compare = gr.Dropdown([], value=[], multiselect=True, allow_custom_value=True,
                                   max_choices=MAX_COMPARE, elem_id="cv-compare",
-                                  label=f"Concepts side by side (up to {MAX_COMPARE})")
+                                  label=f"Concepts or phrases side by side, grid maps (up to {MAX_COMPARE})")
             with gr.Row():
-                add = gr.Button("Add the selected concept", size="sm")
+                add = gr.Button("Add the selected concept or phrase", size="sm", elem_id="cv-add")
                 kids = gr.Button("Its children, strongest first", size="sm")
                 clear = gr.Button("Clear", size="sm")
             grid = gr.Image(label="Compare", format="jpeg", interactive=False, elem_id="cv-grid")
@@ -71,14 +72,34 @@ def _tabs(hierarchy: object) -> SimpleNamespace:
                            export=export, files=files)
 
 
+def _methods() -> SimpleNamespace:
+    """Which map: method, the raw-cosine map beside it, the region; what each map is."""
+    with gr.Row(equal_height=False):
+        method = gr.Radio(list(METHODS), value=next(iter(METHODS)), label="Map", elem_id="cv-method")
+        region = gr.Radio(list(REGIONS), value=next(iter(REGIONS)), label="Region mapped",
+                          elem_id="cv-region")
+    with gr.Row(equal_height=True):
+        raw = gr.Checkbox(value=False, label="Show the raw-cosine map (ablation) beside the map",
+                          elem_id="cv-rawbox", scale=4)
+        stop = gr.Button("Stop the stochastic map", size="sm", elem_id="cv-stop", scale=1, min_width=120)
+    with gr.Accordion("What each map is", open=False, elem_id="cv-explain"):
+        lines = (f"- **{text.split(':')[0]}**:{text.partition(':')[2]}" for text in EXPLAIN.values())
+        gr.Markdown("\n".join(lines)
+                    + "\n- **Whole picture** maps the photo at its own aspect ratio (short side 224, "
+                    "windows over the whole rectangle); **centre square** is the paper's 224 x 224 crop.")
+    request = gr.Number(value=0, visible=False, elem_id="cv-stoch-request")  # starts a stochastic job
+    return SimpleNamespace(method=method, raw=raw, region=region, stop=stop, request=request)
+
+
 def _api_components() -> SimpleNamespace:
-    """Hidden inputs and outputs of the /explain and /top_concepts endpoints."""
+    """Hidden inputs and outputs of the /explain, /explain_text and /top_concepts endpoints."""
     with gr.Column(visible=False):
         return SimpleNamespace(
             image=ImageInput(type="filepath", label="image"), synset=gr.Textbox(label="synset"),
+            text=gr.Textbox(label="text"),
             style=gr.Textbox(value="overlay", label="style"), k=gr.Number(value=10, precision=0, label="k"),
             map=gr.Image(format="png", label="map"), top=gr.JSON(label="top concepts"),  # API: lossless PNG
-            explain=gr.Button(), top_concepts=gr.Button())
+            explain=gr.Button(), explain_text=gr.Button(), top_concepts=gr.Button())
 
 
 def build_layout(backend: Backend, examples: Sequence[str]) -> SimpleNamespace:
@@ -98,7 +119,8 @@ def build_layout(backend: Backend, examples: Sequence[str]) -> SimpleNamespace:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320, elem_id="cv-browser"):
             search = gr.Textbox(label="Find a concept", elem_id="cv-search", max_lines=1, max_length=MAX_TEXT,
-                                placeholder="dog, dog.n.01 or n02084071 (Enter: go to the best match)")
+                                placeholder="dog, dog.n.01, n02084071 or any phrase "
+                                            "(Enter: the best match, else map the phrase)")
             hits = ConceptLinks(elem_id="cv-hits")
             tree = SynsetTree(tree_value(hierarchy, error=tree_error), elem_id="cv-tree",
                               children_fn=make_fetch_children(backend.loaded_hierarchy))
@@ -108,9 +130,12 @@ def build_layout(backend: Backend, examples: Sequence[str]) -> SimpleNamespace:
                 image = ImageInput(type="filepath", label="Image", sources=["upload", "clipboard"],
                                    height=380, elem_id="cv-image")
                 # JPEG: a 512 px PNG takes ~200 ms to encode, JPEG ~3 ms (the Download tab gives PNG).
-                picture = gr.Image(label="Selected concept (map of the centre square CLIP sees)",
+                picture = gr.Image(label="Selected concept (its map; the caption says which map)",
                                    format="jpeg", interactive=False, height=380,
                                    buttons=["download", "fullscreen"], elem_id="cv-map")
+                raw_map = gr.Image(label="Raw cosine (ablation)", format="jpeg", interactive=False,
+                                   height=380, visible=False, elem_id="cv-raw")
+            methods = _methods()
             status = gr.Markdown("Upload an image, or pick an example below.", elem_id="cv-status")
             if examples:
                 gr.Examples([[e] for e in examples], inputs=[image], cache_examples=False,
@@ -118,4 +143,5 @@ def build_layout(backend: Backend, examples: Sequence[str]) -> SimpleNamespace:
             tabs = _tabs(hierarchy)
     api = _api_components()
     return SimpleNamespace(session=session, model=model, vocab=vocab, search=search, hits=hits, tree=tree,
-                           info=info, image=image, picture=picture, status=status, api=api, **vars(tabs))
+                           info=info, image=image, picture=picture, raw_map=raw_map, status=status, api=api,
+                           **vars(tabs), **vars(methods))

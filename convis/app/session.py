@@ -28,6 +28,10 @@ COLORMAPS = ("jet", "inferno", "turbo", "viridis", "magma", "plasma")
 MAX_COMPARE = 6
 MAX_EXPORTS = 3  # export sets (PNG + NPY + JSON, at most ~18 MB each) kept per tab; older ones are deleted
 _EXPORT_ROOT: list[Path] = []  # one private folder per process, made on the first export
+# Labels of the map-method radio -> method; of the region radio -> whole picture or not.
+METHODS = {"Grid (ConVis)": "grid", "Stochastic (sequential, slower)": "stochastic"}
+REGIONS = {"Whole picture": True, "Centre square (the paper)": False}
+MAX_STOCHASTIC = 8  # stochastic maps a tab keeps (by image and concept)
 
 
 class Superseded(Exception):
@@ -86,7 +90,19 @@ class Session:
     image_path: str | None = None  # last image that indexed fine (restored after a bad upload)
     latest_upload: str | None = None  # set at upload time, before the queued job: newer wins
     failed_upload: str | None = None  # the last upload that was not an image (reported once)
+    whole: bool = True  # map the whole picture (False: the paper's centre square)
+    method: str = "grid"  # "grid" or "stochastic" (see METHODS)
+    raw: bool = False  # also show the raw-cosine ablation beside the map
+    phrase: str | None = None  # a free-text phrase being shown instead of `synset`
+    job: int = 0  # stochastic run generation: a newer request or Stop makes a running one stop
+    # (entry key, synset) -> (h, w) stochastic map, or None while its job is pending (at most one)
+    stochastic: OrderedDict[tuple, Any] = field(default_factory=OrderedDict)
     exports: str | None = None  # this tab's export folder, made on its first export
+
+    @property
+    def item(self) -> str | None:
+        """What is shown: the phrase in quotes (see `convis.app.phrases`) or the synset name."""
+        return f"\u201c{self.phrase}\u201d" if self.phrase else self.synset
 
     def find(self, key: Key) -> Entry | None:
         """An entry this tab indexed before and the backend still holds, or None."""

@@ -77,7 +77,7 @@ class Uploads(Base):
                      upload: str | None) -> Entry:
         """The session's entry for an image, from its own LRU, the process cache, or a new index."""
         model, vocabulary = session.model or None, session.vocabulary or None
-        key = self.b.key(image, model, vocabulary)
+        key = self.b.key(image, model, vocabulary, whole=session.whole)
         if (entry := session.find(key)) is not None:
             return entry
 
@@ -91,20 +91,22 @@ class Uploads(Base):
 
         self.b.engine(model, vocabulary, on_bank)
         progress(0.0, desc=f"Indexing {name}")
-        return self.b.index(image, name, model, vocabulary, progress=on_windows)
+        return self.b.index(image, name, model, vocabulary, progress=on_windows, whole=session.whole)
 
     def after_index(self, session: Session, entry: Entry) -> tuple:
         """(map, status, top concepts, tree value or None if unchanged, info) for a new current entry."""
         h = entry.index.hierarchy
-        top = entry.index.top_concepts(TOP_K)
+        top = entry.index.top_concepts(TOP_K, collapse_chains=True)
         tree: dict | None = None
         if session.synset is None or session.synset not in h.ids:  # start where CLIP is most sure
             session.synset = top[0][0]
             tree = tree_value(h, session.synset)
         picture, _ = self._draw(session)
         took = "from cache" if entry.seconds == 0 else f"in {entry.seconds:.1f} s"
+        region = "the whole picture" if entry.key[4] else "the centre square"
         status = (f"**{entry.name}** indexed {took} with `{entry.key[1]}` over *{entry.key[2]}* "
-                  f"({len(h):,} concepts, {len(entry.index.boxes)} windows). Every concept you pick now "
+                  f"({len(h):,} concepts, {len(entry.index.boxes)} windows over {region}). "
+                  "Every concept you pick now "
                   "is drawn from this index, without another CLIP pass.")
         return picture, status, panels.top_html(h, top), tree, panels.info_html(h, session.synset)
 

@@ -1,6 +1,8 @@
 """Pictures and files the app shows or offers: the current view, the compare grid, the exports.
 
-Everything here reads an `Entry` (an index plus its display crop) and never touches the model.
+Everything here reads an `Entry` (an index plus its display region) and never touches the model;
+maps that need more than the index (a phrase's, a stochastic one) come in ready-made. Maps and
+pictures are (H, W): square for the paper's centre square, the photo's aspect for the whole picture.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from convis.app.backend import Entry
 from convis.app.session import View
 from convis.boxes import map_to_box
 
+
 def panel(image: np.ndarray, saliency: np.ndarray, view: View) -> np.ndarray:
     """One picture of one map over an image, in the view's style. (H, W, 3) uint8."""
     if view.style == "white":
@@ -29,20 +32,32 @@ def panel(image: np.ndarray, saliency: np.ndarray, view: View) -> np.ndarray:
     return render.overlay(image, saliency, cmap=view.cmap, alpha=view.alpha)
 
 
-def render_view(entry: Entry, synset: str, view: View) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
-    """The current view of a concept at display size, and its box (display pixels) when asked for."""
-    side = entry.display.shape[0]
-    saliency = entry.index.saliency(synset, size=side)  # (d, d): no CLIP forward, a few ms
+def render_view(entry: Entry, synset: str, view: View,
+                saliency: np.ndarray | None = None) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
+    """The current view of a concept at display size, and its box (display pixels) when asked for.
+
+    `saliency`: a ready (h, w) map to draw instead of the concept's grid map from the index.
+    """
+    shape = entry.display.shape[:2]
+    if saliency is None:
+        saliency = entry.index.saliency(synset, size=shape)  # (H, W): no CLIP forward, a few ms
+    else:
+        saliency = render.resize_map(saliency, shape)
     out = panel(entry.display, saliency, view)
     box = map_to_box(saliency, view.threshold) if view.box else None
     if box is not None:
-        out = render.draw_box(out, box, width=max(2, side // 170))
+        out = render.draw_box(out, box, width=max(2, min(shape) // 170))
     return out, box
 
 
-def render_compare(entry: Entry, synsets: list[str], view: View) -> np.ndarray:
-    """The paper's Figure 1: the image, then one panel per concept (up to 6)."""
-    maps = entry.index.saliency_many(synsets, size=0)  # (C, S, S); the grid resizes to its panels
+def render_compare(entry: Entry, synsets: list[str], view: View,
+                   maps: list[np.ndarray] | None = None) -> np.ndarray:
+    """The paper's Figure 1: the image, then one panel per concept or phrase (up to 6).
+
+    `maps`: ready maps, one per item (phrases need the engine); default: the index's grid maps.
+    """
+    if maps is None:
+        maps = list(entry.index.saliency_many(synsets, size=0))  # (C, h, w); the grid resizes them
     return render.grid(entry.display, list(maps), synsets, style=view.style, cmap=view.cmap, alpha=view.alpha,
                        exponent=view.exponent, threshold=view.threshold, columns=min(len(synsets) + 1, 4),
                        panel_inches=2.2)
@@ -51,32 +66,41 @@ def render_compare(entry: Entry, synsets: list[str], view: View) -> np.ndarray:
 def settings(entry: Entry, synset: str, view: View, box: tuple[int, int, int, int] | None) -> dict[str, Any]:
     """Everything needed to reproduce a view: model, vocabulary, grid config, crop, view, box."""
     index = entry.index
-    image_hash, model, vocabulary, seed = entry.key
+    image_hash, model, vocabulary, seed, whole = entry.key
     return {
         "convis_version": convis.__version__,
         "synset": synset,
-        "gloss": index.hierarchy.gloss(synset),
+        "gloss": index.hierarchy.gloss(synset) if synset in index.hierarchy else "free-text phrase",
         "model": index.model_id or model,
         "vocabulary": vocabulary,
         "wordnet_version": index.hierarchy.wordnet_version,
         "image": {"name": entry.name, "pixels_sha256": image_hash},
-        "crop_in_image": {"x0": index.crop.x0, "y0": index.crop.y0, "side": index.crop.side},
+        "region": "whole picture" if whole else "centre square (the paper)",
+        "crop_in_image": {"x0": index.crop.x0, "y0": index.crop.y0, "height": index.crop.shape[0],
+                          "width": index.crop.shape[1]},
         "grid_config": dataclasses.asdict(index.config),
         "view": view.as_dict(),
-        "display_side": int(entry.display.shape[0]),
+        "display_shape": list(map(int, entry.display.shape[:2])),
         "box_in_display": list(map(int, box)) if box else None,
-        "map_npy": "float32 (side, side) in [0, 1] over the crop, side = crop side in the image",
+        "map_npy": "float32 (height, width) in [0, 1] over crop_in_image, at its size in the image",
         "seed": seed,
     }
 
 
-def export(entry: Entry, synset: str, view: View, folder: Path) -> list[str]:
-    """Write PNG (the current view), NPY (the raw map) and JSON (the settings) into `folder`
-    (the session's, see `Session.export_folder`); return their paths."""
-    stem = f"convis_{Path(entry.name).stem}_{synset}".replace("/", "_")
-    picture, box = render_view(entry, synset, view)
+def export(entry: Entry, synset: str, view: View, folder: Path, saliency: np.ndarray | None = None,
+           method: str = "grid") -> list[str]:
+    """Write PNG (the current view), NPY (the map) and JSON (the settings) into `folder` (the
+    session's, see `Session.export_folder`); return their paths.
+
+    `synset` may be a quoted phrase, with its ready `saliency`; `method` names the map kind.
+    """
+    safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in synset)[:60]
+    stem = f"convis_{Path(entry.name).stem}_{safe}"
+    picture, box = render_view(entry, synset, view, saliency)
     png, npy, meta = folder / f"{stem}.png", folder / f"{stem}.npy", folder / f"{stem}.json"
     png.write_bytes(render.to_png_bytes(picture))
-    np.save(npy, entry.index.saliency(synset).astype(np.float32))
-    meta.write_text(json.dumps(settings(entry, synset, view, box), indent=2))
+    full = entry.index.crop.shape
+    raw = entry.index.saliency(synset) if saliency is None else render.resize_map(saliency, full)
+    np.save(npy, raw.astype(np.float32))
+    meta.write_text(json.dumps({**settings(entry, synset, view, box), "method": method}, indent=2))
     return [str(png), str(npy), str(meta)]

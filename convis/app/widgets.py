@@ -22,8 +22,10 @@ SEP = "|"  # joins synset names into row keys; must match tree.js
 _HERE = Path(__file__).resolve().parent
 _LINKS_JS = """
 element.addEventListener("click", (e) => {
-  const b = e.target.closest("[data-synset]");
-  if (b && element.contains(b)) trigger("navigate", {synset: b.dataset.synset});
+  const b = e.target.closest("[data-synset], [data-phrase]");
+  if (!b || !element.contains(b)) return;
+  if (b.dataset.phrase !== undefined) trigger("navigate", {phrase: b.dataset.phrase});
+  else trigger("navigate", {synset: b.dataset.synset});
 });
 """
 
@@ -95,7 +97,8 @@ class SynsetTree(gr.HTML):
 
 
 class ConceptLinks(gr.HTML):
-    """Server-rendered (escaped) HTML whose ``[data-synset]`` buttons fire ``navigate`` (``evt.synset``)."""
+    """Server-rendered (escaped) HTML whose buttons fire ``navigate``: ``[data-synset]`` with
+    ``evt.synset``, ``[data-phrase]`` (map a free-text phrase) with ``evt.phrase``."""
 
     def __init__(self, value: str = "", **kwargs: Any) -> None:
         super().__init__(value, html_template="${value}", css_template=(_HERE / "links.css").read_text(),

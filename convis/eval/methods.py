@@ -3,7 +3,8 @@
 * ``convis``: the paper's grid map (Algorithm 1), through the engine's index.
 * ``stochastic``: the reference's adaptive sampler (`convis.index.stochastic_saliency`).
 * ``raw``: ablation, each window's cosine similarity to the concept's gloss (max over its subtree),
-  accumulated over the same windows as ConVis: ConVis without the rank over T.
+  accumulated over the same windows as ConVis: ConVis without the rank over T
+  (`ImageIndex.raw_saliency_many`, from the index's kept window embeddings).
 * ``dense``: patch tokens of a single forward of the whole crop, projected into the joint space,
   cosine to the concept (max over its subtree), upsampled. Fast; open_clip ViTs only.
 * ``centre``: a Gaussian centre prior (sigma = a quarter of the side) that ignores the image.
@@ -14,7 +15,6 @@ min-max normalised to [0, 1].
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Sequence
 
@@ -27,7 +27,7 @@ from convis import saliency as sal
 from convis.config import GridConfig, StochasticConfig
 from convis.engine import Engine
 from convis.hierarchy import Hierarchy
-from convis.index import ImageIndex, index_image, resize_maps
+from convis.index import ImageIndex, resize_maps
 from convis.windows import CropBox, centre_crop_box, crop_windows, prepare_image
 
 METHODS = ("convis", "stochastic", "raw", "dense", "centre")
@@ -98,20 +98,9 @@ class MapMaker:
         self.config, self.stochastic, self.batch_size = config, stochastic, batch_size
         self.seconds: dict[str, float] = dict.fromkeys(self.methods, 0.0)  # summed over images
 
-    def window_pass(self, image: Image.Image) -> tuple[ImageIndex, torch.Tensor]:
-        """The engine's index of the image and the (N, T) window-to-concept cosines behind it."""
-        clip, bank = self.engine.clip, self.engine.bank
-        kept: list[torch.Tensor] = []
-
-        def encode(x: torch.Tensor) -> torch.Tensor:  # records what the index ranks
-            emb = clip.encode_image(x)
-            kept.append(emb)
-            return emb
-
-        index = index_image(image, encode, bank.embeddings, self.engine.hierarchy, self.engine.spec,
-                            self.config, self.batch_size)
-        emb = F.normalize(torch.cat(kept).float(), dim=-1)  # (N, D)
-        return dataclasses.replace(index, model_id=clip.model_id), emb @ bank.embeddings.float().T
+    def window_pass(self, image: Image.Image) -> ImageIndex:
+        """The engine's index of the image (window ranks and embeddings)."""
+        return self.engine.index(image, self.config, self.batch_size)
 
     def __call__(self, image: Image.Image, concepts: Sequence[str], size: int | None = 0,
                  ) -> tuple[dict[str, np.ndarray], CropBox]:
@@ -125,14 +114,14 @@ class MapMaker:
         Returns:
             ({method: (C, side, side) float32 in [0, 1]}, the crop in the original image).
         """
-        hier, cfg = self.engine.hierarchy, self.config
+        cfg = self.config
         crop = centre_crop_box(*image.size)
         side = cfg.image_size if size == 0 else (crop.side if size is None else size)
         out: dict[str, np.ndarray] = {}
-        index = sims = None
+        index = None
         if any(m in _WINDOWED for m in self.methods):
             t0 = time.perf_counter()
-            index, sims = self.window_pass(image)
+            index = self.window_pass(image)
             self.seconds[next(m for m in self.methods if m in _WINDOWED)] += time.perf_counter() - t0
         for method in self.methods:
             t0 = time.perf_counter()
@@ -142,10 +131,7 @@ class MapMaker:
                 maps = np.stack([self.engine.stochastic(index, c, self.stochastic) for c in concepts])
                 out[method] = resize_maps(maps, side)
             elif method == "raw":
-                values = torch.stack([sims[:, _rows(hier, c)].amax(dim=1) for c in concepts])  # (C, N)
-                maps = sal.grid_maps(values.cpu().numpy(), index.boxes, cfg.padded_size, cfg.pad,
-                                     cfg.image_size, higher_is_better=True)
-                out[method] = resize_maps(maps, side)
+                out[method] = index.raw_saliency_many(concepts, self.engine.bank.embeddings, side)
             elif method == "dense":
                 out[method] = self.dense(image, concepts, side)
             else:

@@ -1,0 +1,153 @@
+"""Which map the app shows, and the maps that need the engine besides the index.
+
+An item of the app is a synset name ("dog.n.01") or a free-text phrase, written in curly quotes
+(“a red sports car”) wherever the two mix: in the session, the compare list and titles.
+
+* Grid (ConVis): the paper's map, drawn from the index's ranks (`ImageIndex.saliency`).
+* Phrase: per window, the phrase's rank among T plus the phrase, accumulated like a leaf's rank.
+* Raw cosine (ablation): per window, the best window-to-gloss cosine over the subtree, no rank.
+* Stochastic: the reference's sampler, sequential forwards; computed by a queued job, kept in
+  the session and shown when ready.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from convis.app import limits
+from convis.app.backend import Backend, Entry
+from convis.app.session import MAX_STOCHASTIC, Session
+from convis.engine import Engine
+from convis.hierarchy import Hierarchy
+from convis.wordnet_hints import wordnet_hint as _wordnet_hint
+
+OPEN, CLOSE = "\u201c", "\u201d"
+MAX_PHRASE = 200  # characters of a phrase kept (CLIP reads 77 tokens anyway)
+_SENSE = re.compile(r"^\S+\.[nvasr]\.\d+$")
+EXPLAIN = {  # one sentence per map, shown in the app and kept in step with the README
+    "grid": "Grid (ConVis, the paper): for each window, the best rank CLIP gives any concept in the "
+            "subtree among all of T; windows where it ranks high make the map hot.",
+    "stochastic": "Stochastic (the reference's sampler): windows drawn one at a time where the evidence "
+                  "was high so far, 600 sequential CLIP forwards (so it takes longer).",
+    "raw": "Raw cosine (ablation): the window-to-gloss cosine, best over the subtree, without the rank "
+           "among T; shows what the rank adds.",
+    "phrase": "Phrase: for each window, how many concepts of T CLIP prefers to your phrase (its rank "
+              "among T plus the phrase), accumulated like a concept's rank; no new image pass.",
+}
+
+
+def quote(text: str) -> str:
+    """A phrase as an item: “text”."""
+    return OPEN + text + CLOSE
+
+
+def unquote(item: str) -> str | None:
+    """The phrase of a quoted item, or None for a synset name."""
+    if len(item) > 2 and item.startswith(OPEN) and item.endswith(CLOSE):
+        return item[1:-1]
+    return None
+
+
+def clean_phrase(text: str) -> str:
+    """Whitespace collapsed; BadRequest if longer than `MAX_PHRASE` characters or empty."""
+    text = " ".join(limits.text(text, "The phrase", MAX_PHRASE).split())
+    if not text:
+        raise limits.BadRequest("the phrase is empty; type a few words, e.g. 'a red sports car'")
+    return text
+
+
+def looks_like_synset(text: str) -> bool:
+    """True for "dog.n.01"-like names: those are looked up, never mapped as phrases."""
+    return bool(_SENSE.match(text.strip()))
+
+
+def engine_of(backend: Backend, entry: Entry) -> Engine:
+    """The engine that built an entry's index (loaded once per process)."""
+    return backend.engine(entry.key[1], entry.key[2])
+
+
+def item_maps(backend: Backend, entry: Entry, items: list[str],
+              size: int | tuple[int, int] = 0) -> list[np.ndarray]:
+    """Grid maps of synsets and phrase maps of quoted phrases, in order: (h, w) each, no image pass."""
+    out = []
+    for item in items:
+        phrase = unquote(item)
+        if phrase is None:
+            out.append(entry.index.saliency(item, size=size))
+        else:
+            engine = engine_of(backend, entry)
+            out.append(backend.on_device(engine.text_saliency, entry.index, phrase, size=size))
+    return out
+
+
+def region_name(entry: Entry) -> str:
+    return "whole picture" if entry.key[4] else "centre square (the paper)"
+
+
+def describe(session: Session) -> str:
+    """Which map of which region is on screen for the session's item (computes nothing)."""
+    entry = session.entry
+    region = region_name(entry)
+    if session.phrase:
+        return f"phrase map of the {region}"
+    if session.method == "stochastic":
+        if session.stochastic.get((entry.key, session.synset)) is not None:
+            return f"stochastic map of the {region}"
+        return f"grid map of the {region} (the stochastic map is on its way)"
+    return f"grid map (ConVis) of the {region}"
+
+
+def current(backend: Backend, session: Session) -> tuple[np.ndarray | None, str]:
+    """(a ready map, or None for the index's grid map; `describe`) for the session's item."""
+    entry, ready = session.entry, None
+    if session.phrase:
+        ready = item_maps(backend, entry, [session.item], entry.display.shape[:2])[0]
+    elif session.method == "stochastic":
+        ready = session.stochastic.get((entry.key, session.synset))
+    return ready, describe(session)
+
+
+def caption(session: Session) -> str:
+    """The map's caption: which map of which region is on screen."""
+    if session.entry is None:
+        return "Map"
+    what = describe(session)
+    return what[:1].upper() + what[1:]
+
+
+def request_stochastic(session: Session) -> bool:
+    """Mark the selection's stochastic map as pending unless it is ready or already pending.
+
+    At most one map is pending: an earlier request is forgotten (its job stops at its next forward
+    once the caller bumps `session.job`). True when a new job is needed.
+    """
+    target = (session.entry.key, session.synset)
+    if target in session.stochastic:
+        return False
+    for key in [k for k, v in session.stochastic.items() if v is None]:
+        del session.stochastic[key]
+    session.stochastic[target] = None
+    return True
+
+
+def forget_pending(session: Session, entry: Entry, synset: str) -> None:
+    """A stopped or superseded job leaves nothing pending behind."""
+    if session.stochastic.get((entry.key, synset), 0) is None:
+        del session.stochastic[(entry.key, synset)]
+
+
+def keep_stochastic(session: Session, entry: Entry, synset: str, saliency: np.ndarray) -> None:
+    """Remember a stochastic map in the session (bounded: the oldest go first)."""
+    session.stochastic[(entry.key, synset)] = saliency
+    session.stochastic.move_to_end((entry.key, synset))
+    while len(session.stochastic) > MAX_STOCHASTIC:
+        session.stochastic.popitem(last=False)
+
+
+def wordnet_hint(h: Hierarchy, text: str) -> tuple[str, str] | None:
+    """(WordNet synset, its nearest hypernym in T) for a name WordNet has but T lacks, else None."""
+    if not text.strip() or len(text) > MAX_PHRASE:
+        return None
+    return _wordnet_hint(text, h)

@@ -1,0 +1,147 @@
+"""Free-text maps and the raw ablation from the index's kept window embeddings.
+
+A planted-concept fake encoder (tests/_planted.py) decides where a phrase must be hot; the
+phrase's rank per window is checked against counts made by hand.
+"""
+
+import numpy as np
+import pytest
+import torch
+from _planted import BANK, GREEN, HIER, RED, SPEC, colour_encoder, mean_in, mean_out, planted, unit
+
+from convis import cosine
+from convis.bank import load_bank
+from convis.config import GridConfig, StochasticConfig
+from convis.engine import Engine
+from convis.hierarchy import toy_hierarchy
+from convis.index import index_image
+
+RED_BOX, GREEN_BOX = (20, 70, 90, 140), (140, 70, 210, 140)
+RED_CAR = unit(0.9, 0.1, 0.35)  # "a red sports car": near red_thing, but not any concept of T
+
+
+@pytest.fixture(scope="module")
+def index():
+    img = planted((224, 224), {RED: RED_BOX, GREEN: GREEN_BOX})
+    return index_image(img, colour_encoder, BANK, HIER, SPEC)
+
+
+def test_index_keeps_each_windows_embedding_in_half_precision(index):
+    assert index.embeddings.shape == (730, 3) and index.embeddings.dtype == torch.float16
+    assert index.embeddings.device.type == "cpu"
+    assert index.embeddings.element_size() * index.embeddings.numel() == 730 * 3 * 2
+    assert torch.allclose(index.embeddings.float().norm(dim=1), torch.ones(730), atol=2e-3)
+
+
+def test_phrase_map_is_hot_where_the_planted_phrase_is_and_cold_elsewhere(index):
+    m = index.text_saliency(RED_CAR, BANK, size=0)
+    assert m.shape == (224, 224) and m.dtype == np.float32
+    y, x = np.unravel_index(np.argmax(m), m.shape)
+    assert RED_BOX[0] <= x < RED_BOX[2] and RED_BOX[1] <= y < RED_BOX[3]
+    assert mean_in(m, RED_BOX) > 0.5
+    # Coldest on the other colour; the grey rest sits between (it prefers fewer concepts to red).
+    assert mean_in(m, GREEN_BOX) < 0.05 and mean_out(m, RED_BOX, margin=40) < 0.3
+    green = index.text_saliency(unit(0.1, 0.9, 0.35), BANK, size=0)  # the other planted phrase
+    assert mean_in(green, GREEN_BOX) > 0.5 and mean_in(green, RED_BOX) < 0.05
+
+
+def test_phrase_rank_counts_the_concepts_a_window_prefers():
+    # Windows along x, y, z; concepts at hand-picked directions; the phrase between them.
+    windows = torch.eye(3, dtype=torch.float16)
+    bank = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0, 0.0], [0.8, 0.6, 0.0], [0.0, 0.6, 0.8],
+                                                       [0.0, 0.0, 1.0]]), dim=1)
+    phrase = unit(0.6, 0.0, 0.8)
+    # Window x: cosines 1, 0.8, 0, 0 vs phrase 0.6 -> 2 preferred. Window y: 0, 0.6, 0.6, 0 vs 0
+    # -> 2. Window z: 0, 0, 0.8, 1 vs 0.8 -> 1 (0.8 ties, ties are not preferred).
+    assert cosine.phrase_ranks(windows, bank, phrase[None]).tolist() == [[2, 2, 1]]
+
+
+def test_a_phrase_equal_to_a_leafs_embedding_ranks_like_the_leaf(index):
+    leaf = HIER.index("stone.n.01")  # a leaf with no mirror image in the bank (red and green tie on grey)
+    ranks = cosine.phrase_ranks(index.embeddings, BANK, BANK[leaf][None])[0]
+    sims = index.embeddings.float() @ BANK.T  # near ties may flip under half precision
+    gaps = (sims - sims[:, leaf : leaf + 1]).abs()
+    gaps[:, leaf] = 1.0
+    clear = (gaps > 3e-3).all(dim=1).numpy()  # half precision moves a cosine by under 1e-3
+    assert clear.mean() > 0.9
+    assert np.array_equal(ranks[clear], index.ranks[clear, leaf])
+
+
+def test_raw_scores_are_the_best_cosine_over_the_subtree():
+    windows = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    bank = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    out = cosine.raw_scores(windows, bank, [np.array([0, 1]), np.array([2])])
+    np.testing.assert_allclose(out, [[1.0, 0.8], [0.0, 1.0]], atol=1e-6)
+
+
+def test_raw_map_is_hot_on_the_planted_colour(index):
+    m = index.raw_saliency_many(["red_thing.n.01"], BANK, size=0)[0]
+    assert mean_in(m, RED_BOX) > 0.5 and mean_in(m, GREEN_BOX) < 0.2
+
+
+def test_an_index_without_embeddings_says_how_to_fix_it(index):
+    import dataclasses
+
+    bare = dataclasses.replace(index, embeddings=None)
+    with pytest.raises(ValueError, match="rebuild"):
+        bare.text_saliency(RED_CAR, BANK)
+
+
+# ---- the engine's text side, with the seeded tiny CLIP ----------------------------------------
+TOY = {"animal.n.01": ["entity.n.01"], "bird.n.01": ["animal.n.01"], "parrot.n.01": ["bird.n.01"],
+       "dog.n.01": ["animal.n.01"], "car.n.01": ["entity.n.01"], "cup.n.01": ["entity.n.01"]}
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_clip, tmp_path_factory):
+    hier = toy_hierarchy(TOY, vocabulary="phrase-toy")
+    return Engine(tiny_clip, hier, load_bank(tiny_clip, hier, cache_dir=tmp_path_factory.mktemp("banks")))
+
+
+def test_encode_text_is_the_banks_text_forward(engine):
+    i = engine.hierarchy.index("parrot.n.01")
+    emb = engine.encode_text(engine.hierarchy.gloss(i))
+    assert emb.shape == (engine.bank.embeddings.shape[1],)
+    assert torch.allclose(emb, engine.bank.embeddings[i], atol=1e-5)
+    name, cos = engine.nearest_concepts(engine.hierarchy.gloss(i), k=3)[0]
+    assert name == "parrot.n.01" and cos == pytest.approx(1.0, abs=1e-5)
+    assert len(engine.nearest_concepts("a red sports car", k=3)) == 3
+
+
+def test_encode_text_bounds_long_and_refuses_empty_phrases(engine):
+    long = engine.encode_text("car " * 100_000)  # cut, then truncated to the context
+    assert torch.isfinite(long).all() and long.norm() == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="empty"):
+        engine.encode_text("   ")
+
+
+def test_engine_text_and_raw_maps_and_stochastic_progress(engine):
+    rng = np.random.default_rng(0)
+    from PIL import Image
+
+    img = Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8))
+    index = engine.index(img)
+    text = engine.text_saliency(index, "a red sports car")
+    assert text.shape == (90, 90) and 0.0 <= text.min() and text.max() <= 1.0  # may be flat: random model
+    raw = engine.raw_saliency(index, "bird.n.01", size=0)
+    assert raw.shape == (224, 224) and raw.max() == 1.0
+    seen = []
+    cfg = StochasticConfig(iterations=30, reset_every=10, seed=1)
+    engine.stochastic(index, "bird.n.01", cfg, progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(d, 30) for d in range(1, 31)]
+
+    def cancel(done, total):
+        if done == 5:
+            raise KeyboardInterrupt
+
+    calls = []
+    with pytest.raises(KeyboardInterrupt):
+        engine.stochastic(index, "bird.n.01", cfg, progress=lambda d, t: (calls.append(d), cancel(d, t)))
+    assert calls == [1, 2, 3, 4, 5]
+
+
+def test_gamma_phrase_maps_use_the_leaf_rule(index):
+    gamma = index_image(planted((224, 224), {RED: RED_BOX}), colour_encoder, BANK, HIER, SPEC,
+                        GridConfig(score="gamma"))
+    m = gamma.text_saliency(RED_CAR, BANK, size=0)
+    assert mean_in(m, RED_BOX) > 0.5 and mean_out(m, RED_BOX, margin=40) < 0.05
