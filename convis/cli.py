@@ -7,12 +7,14 @@ import json
 import logging
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from convis.config import GridConfig, StochasticConfig
+from convis.errors import UserError
 
 STYLES = ("overlay", "mask", "grid")
 
@@ -176,14 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_concepts)
 
     from convis.bench import add_bench_parser
+    from convis.eval.cli import add_eval_parser
 
     add_bench_parser(sub)
-    try:
-        from convis.eval.cli import add_eval_parser
-    except ImportError:  # the evaluation harness is optional
-        pass
-    else:
-        add_eval_parser(sub)
+    add_eval_parser(sub)
     return parser
 
 
@@ -194,7 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except (KeyError, ValueError, FileNotFoundError, RuntimeError) as e:
-        # Library errors carry the fix in their message; a traceback would bury it.
+    except UserError as e:
+        # A user error carries the fix in its message; a traceback would bury it (-v shows it).
+        # Anything else is a bug and propagates with its traceback.
+        if args.verbose:
+            traceback.print_exc()
         print(f"convis: error: {e}", file=sys.stderr)
         return 2

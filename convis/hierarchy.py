@@ -13,11 +13,12 @@ import numpy as np
 
 from convis import _dag
 from convis._lookup import Lookup, is_sense_name
+from convis.errors import UserError
 
 Key = int | str  # a node index, or anything `resolve` accepts
 
 
-class UnknownConceptError(KeyError, ValueError):
+class UnknownConceptError(UserError, KeyError, ValueError):
     """A query matched no concept of the hierarchy; the message suggests close names."""
 
     def __str__(self) -> str:  # KeyError would repr() the message

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from convis.errors import UserError
+
 MIN_SIDE = 16  # smaller images cannot be split into meaningful windows
 # Pillow's hard limit (2 x Image.MAX_IMAGE_PIXELS by default), held here so that a caller who
 # loosens Pillow's global does not loosen ours.
@@ -25,7 +27,7 @@ _HIGH_DEPTH = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 _ALPHA = ("RGBA", "LA", "PA", "La", "RGBa")
 
 
-class ImageError(ValueError):
+class ImageError(UserError, ValueError):
     """An input that cannot be used as an image; the message tells the user what to do."""
 
 

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convis import _hub
-from convis._hub import CHECKPOINT_SUFFIXES  # noqa: F401  # re-exported: part of this module's surface
+from convis._hub import ModelChoiceError
+from convis.errors import UserError
 
 _log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ _FIXES = ("Fixes: connect to the internet once so the weights are downloaded int
           "or use --model test-tiny to run offline (random weights).")
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(UserError, RuntimeError):
     """Weights could not be fetched or read."""
 
 
@@ -114,7 +115,7 @@ def _resolve_precision(precision: str, device: torch.device) -> str:
     if precision == "auto":
         return "fp16" if device.type == "cuda" else "fp32"
     if precision not in _DTYPES:
-        raise ValueError(f"unknown precision '{precision}'; use auto, {', '.join(_DTYPES)}")
+        raise ModelChoiceError(f"unknown precision '{precision}'; use auto, {', '.join(_DTYPES)}")
     return precision
 
 

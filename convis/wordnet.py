@@ -17,9 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from convis._nltk_data import WordNetUnavailableError, cache_root, wordnet_reader
+from convis.errors import UserError
 from convis.hierarchy import Hierarchy
 
 _log = logging.getLogger(__name__)
+
+
+class VocabularyError(UserError, ValueError):
+    """An unknown vocabulary name, or a list file with an entry WordNet cannot place."""
+
+
+class VocabularyFileError(UserError, FileNotFoundError):
+    """A wordlist:PATH or synsets:PATH file that does not exist."""
 
 # Re-exported: callers import the reader, its error and the cache root from here.
 __all__ = ["BUILTIN_LISTS", "VOCABULARIES", "WordNetUnavailableError", "build_hierarchy", "cache_root", "load_hierarchy",
@@ -98,11 +107,11 @@ def _resolve_vocabulary(vocabulary: str) -> tuple[str, Path | None, str]:
     kind, sep, rest = vocabulary.partition(":")
     if not sep or kind not in ("wordlist", "synsets"):
         choices = ", ".join(map(repr, VOCABULARIES))
-        raise ValueError(f"unknown vocabulary {vocabulary!r}; choose one of {choices}")
+        raise VocabularyError(f"unknown vocabulary {vocabulary!r}; choose one of {choices}")
     path = Path(rest).expanduser()
     if not path.is_file():
         what = "one noun per line" if kind == "wordlist" else "one synset name (dog.n.01) per line, # comments"
-        raise FileNotFoundError(f"{kind} file {str(path)!r} (vocabulary {vocabulary!r}) does not exist; "
+        raise VocabularyFileError(f"{kind} file {str(path)!r} (vocabulary {vocabulary!r}) does not exist; "
                                 f"give a UTF-8 text file with {what}")
     name = f"{kind}:{path.name}@{hashlib.sha1(path.read_bytes()).hexdigest()[:10]}"
     return name, path, name
@@ -126,9 +135,9 @@ def _synsets(wn: Any, path: Path) -> dict[Any, list[Any]]:
             lemma = name.split(".")[0]
             near = [x.name() for x in wn.synsets(lemma, pos="n")][:3]
             hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
-            raise ValueError(f"{path.name}: unknown synset {name!r}{hint}") from None
+            raise VocabularyError(f"{path.name}: unknown synset {name!r}{hint}") from None
         if s.pos() != "n" or not (s.hypernyms() or s.name() == "entity.n.01"):
-            raise ValueError(f"{path.name}: {name!r} is not a noun class under entity.n.01 (an instance "
+            raise VocabularyError(f"{path.name}: {name!r} is not a noun class under entity.n.01 (an instance "
                              "or another part of speech); list its class instead")
         start.append(s)
     parents: dict[Any, list[Any]] = {}  # filled depth-first: the same order on every run
@@ -157,7 +166,7 @@ def build_hierarchy(vocabulary: str = "physical") -> Hierarchy:
         words = [w.strip() for w in path.read_text(encoding="utf-8-sig").splitlines() if w.strip()]
         parents = _wordlist(wn, words)
         if not parents:
-            raise ValueError(f"no word of {str(path)!r} is a WordNet noun with a path to entity.n.01")
+            raise VocabularyError(f"no word of {str(path)!r} is a WordNet noun with a path to entity.n.01")
     else:  # synsets:PATH or a built-in list
         parents = _synsets(wn, path)
     nodes = list(parents)

@@ -66,6 +66,19 @@ def test_missing_weights_offline_is_a_clear_error(tmp_path, capsys):
     code = main(["top", CAT, "--model", "ViT-B-32", "--pretrained", "openai"])
     err = capsys.readouterr().err
     assert code == 2 and "--pretrained" in err and "test-tiny" in err
+    assert "Traceback" not in err
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    """Only user errors become a one-line message; a plain ValueError or KeyError is a bug."""
+    import convis.cli
+
+    def broken(args):
+        raise KeyError("internal")
+
+    monkeypatch.setattr(convis.cli, "cmd_concepts", broken)
+    with pytest.raises(KeyError, match="internal"):
+        main(["concepts", "stats", "--vocabulary", "physical"])
 
 
 def test_top_lists_k_concepts(capsys):

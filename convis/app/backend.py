@@ -23,6 +23,7 @@ from PIL import Image
 from convis.bank import load_bank
 from convis.config import GridConfig
 from convis.engine import Engine
+from convis.errors import UserError
 from convis.hierarchy import Hierarchy
 from convis.index import ImageIndex
 from convis.models import DEFAULT_PRETRAINED, MODELS, list_models, load_model, parse_model
@@ -34,6 +35,10 @@ Progress = Callable[[int, int], None]  # (done, total)
 Key = tuple[str, str, str, int]  # (image hash, model key, vocabulary, seed)
 VOCABULARIES = ("physical", "nouns")
 OFFLINE_MODEL = "test-tiny/none"  # offered when the default model cannot load: the UI stays explorable
+
+
+class NotOfferedError(UserError, ValueError):
+    """A model or vocabulary this app does not offer (clients may only pick from the lists)."""
 
 
 def model_key(model: str, pretrained: str | None = None) -> str:
@@ -123,10 +128,10 @@ class Backend:
     def _check(self, model: str | None, vocabulary: str | None) -> tuple[str, str]:
         model, vocabulary = model or self.default_model, vocabulary or self.default_vocabulary
         if model not in {k for _, k in self.model_choices()}:
-            raise ValueError(f"model {model!r} is not offered by this app; choose one of "
+            raise NotOfferedError(f"model {model!r} is not offered by this app; choose one of "
                              + ", ".join(k for _, k in self.model_choices()))
         if vocabulary not in self.vocabulary_choices():
-            raise ValueError(f"vocabulary {vocabulary!r} is not offered; choose one of "
+            raise NotOfferedError(f"vocabulary {vocabulary!r} is not offered; choose one of "
                              + ", ".join(self.vocabulary_choices()))
         return model, vocabulary
 

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from convis.app.backend import Entry, Key
+from convis.errors import UserError
 
 # Labels of the style radio -> convis.render style names.
 STYLES = {"Overlay": "overlay", "White blend (paper)": "white", "Heatmap": "map", "Threshold mask": "mask"}
@@ -20,6 +21,10 @@ MAX_COMPARE = 6
 
 class Superseded(Exception):
     """A newer upload in the same session made this indexing job pointless."""
+
+
+class ViewError(UserError, ValueError):
+    """A display setting outside the offered choices (style, colormap)."""
 
 
 @dataclass
@@ -43,9 +48,9 @@ class View:
         """Build from the control values (the style radio gives its label or its value)."""
         style = STYLES.get(style, style)
         if style not in STYLES.values():
-            raise ValueError(f"unknown style {style!r}; use one of {', '.join(STYLES.values())}")
+            raise ViewError(f"unknown style {style!r}; use one of {', '.join(STYLES.values())}")
         if cmap not in COLORMAPS:
-            raise ValueError(f"unknown colormap {cmap!r}; use one of {', '.join(COLORMAPS)}")
+            raise ViewError(f"unknown colormap {cmap!r}; use one of {', '.join(COLORMAPS)}")
         return cls(style, cmap, float(alpha), float(exponent), bool(box), float(threshold))
 
 

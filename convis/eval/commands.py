@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from convis.config import GridConfig, StochasticConfig
+from convis.eval.datasets import DataError
 
 if TYPE_CHECKING:
     from convis.engine import Engine
@@ -90,7 +91,7 @@ def _concept_of(args: argparse.Namespace, engine: Engine, samples: Sequence[Samp
         name = engine.hierarchy.resolve(args.concept or "bird.n.01")
         return (lambda s: name), []
     if args.layout == "folder":
-        raise ValueError("--layout folder needs --concept")
+        raise DataError("--layout folder needs --concept")
     res = resolve_classes({s.label for s in samples}, engine.hierarchy, None, args.fallback)
     return (lambda s: res.queries.get(s.label)), res.notes()
 
@@ -120,9 +121,9 @@ def cmd_pointing(args: argparse.Namespace) -> int:
     from convis.eval.report import method_table
 
     if bool(args.voc) == bool(args.coco):
-        raise ValueError("give exactly one of --voc ROOT or --coco FILE.json (with --images DIR)")
+        raise DataError("give exactly one of --voc ROOT or --coco FILE.json (with --images DIR)")
     if args.coco and not args.images:
-        raise ValueError("--coco needs --images DIR")
+        raise DataError("--coco needs --images DIR")
     if args.voc:
         samples = datasets.read_voc(args.voc, args.split)
     else:

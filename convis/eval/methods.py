@@ -26,6 +26,7 @@ from PIL import Image
 from convis import saliency as sal
 from convis.config import GridConfig, StochasticConfig
 from convis.engine import Engine
+from convis.eval.datasets import DataError
 from convis.hierarchy import Hierarchy
 from convis.index import ImageIndex, index_image, resize_maps
 from convis.windows import CropBox, centre_crop_box, crop_windows, prepare_image
@@ -41,7 +42,7 @@ def parse_methods(text: str | Sequence[str]) -> list[str]:
         return list(METHODS)
     bad = [n for n in names if n not in METHODS]
     if bad or not names:
-        raise ValueError(f"unknown method(s) {bad or names}; choose from {', '.join(METHODS)} or 'all'")
+        raise DataError(f"unknown method(s) {bad or names}; choose from {', '.join(METHODS)} or 'all'")
     return list(dict.fromkeys(names))
 
 
