@@ -61,6 +61,24 @@ def reference_seconds_per_window(engine, index, concept: str, sample: int, seed:
     return seconds / len(pick)
 
 
+def picture_figures(seed: int) -> dict:
+    """Model-free costs: MaxBoxAcc's sweep per grid-like map, and a six-panel Figure-1 grid."""
+    from scipy import ndimage
+
+    from convis import render
+    from convis.boxes import box_accuracy
+
+    rng = np.random.default_rng(seed)
+    coarse = ndimage.gaussian_filter(rng.random((200, 14, 14)), (0, 1.5, 1.5))
+    maps = [np.kron(c, np.ones((16, 16))) for c in coarse]  # (224, 224), 16-px blocks like ConVis maps
+    _, box_s = _timed(lambda: box_accuracy(maps, [[(50, 50, 150, 150)]] * len(maps)), torch.device("cpu"))
+    big = rng.integers(0, 256, (600, 800, 3), dtype=np.uint8)
+    six = [m / m.max() for m in maps[:6]]
+    _, grid_s = _timed(lambda: render.grid(big, six, [f"c{i}" for i in range(6)]), torch.device("cpu"))
+    return {"box_accuracy_ms_per_map": round(1000 * box_s / len(maps), 3),
+            "render_grid_six_panels_seconds": round(grid_s, 3)}
+
+
 def run_bench(args: argparse.Namespace) -> dict:
     """Measure everything `convis bench` reports; returns the JSON-able figures."""
     from convis.bank import bank_texts, encode_texts_bucketed, encode_texts_padded
@@ -135,6 +153,7 @@ def run_bench(args: argparse.Namespace) -> dict:
         "bank_max_abs_diff": float((padded_emb - bucketed_emb).abs().max()),
         "bank_full_padded_seconds_est": round(padded_s * scale, 1),
         "bank_full_bucketed_seconds_est": round(bucketed_s * scale, 1),
+        **picture_figures(args.seed),
     }
 
 

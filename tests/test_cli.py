@@ -121,7 +121,8 @@ def test_bench_reports_every_figure(capsys):
     figures = json.loads(capsys.readouterr().out)
     for key in ("windows", "index_seconds", "encoder_images_per_second", "map_ms_median",
                 "reference_one_concept_seconds", "speedup_first_concept", "speedup_ten_concepts",
-                "bank_padded_seconds", "bank_bucketed_seconds"):
+                "bank_padded_seconds", "bank_bucketed_seconds", "box_accuracy_ms_per_map",
+                "render_grid_six_panels_seconds"):
         assert figures[key] > 0, key
     assert figures["windows"] == 730 and figures["reference_windows"] == 1800
     assert figures["bank_max_abs_diff"] < 1e-5

@@ -1,7 +1,6 @@
 """convis.render: shapes, dtypes, blend limits, no mutation, the Figure-1 grid."""
 
 import io
-import time
 
 import matplotlib
 import numpy as np
@@ -126,12 +125,10 @@ def test_grid_grows_with_panels(image, sal):
 
 
 @pytest.mark.parametrize("style", render.STYLES)
-def test_grid_styles_and_speed(style, sal):
+def test_grid_styles(style, sal):
     big = np.random.default_rng(1).integers(0, 256, (600, 800, 3), dtype=np.uint8)
     titles = ["tiger.n.02", "feline.n.01", "dog.n.01", "animal.n.01", "food.n.01", "fruit.n.01"]
-    start = time.perf_counter()
-    out = render.grid(big, [sal] * 6, titles, style=style, exponent=4.0)
-    assert time.perf_counter() - start < 1.5  # ~0.15 s here; generous for loaded CI machines
+    out = render.grid(big, [sal] * 6, titles, style=style, exponent=4.0)  # speed: `convis bench`
     assert out.shape[2] == 3 and out.std() > 10  # not a blank canvas
 
 
