@@ -65,7 +65,7 @@ def picture_figures(seed: int) -> dict:
     """Model-free costs: MaxBoxAcc's sweep per grid-like map, and a six-panel Figure-1 grid."""
     from scipy import ndimage
 
-    from convis import render
+    from convis import figure
     from convis.boxes import box_accuracy
 
     rng = np.random.default_rng(seed)
@@ -74,7 +74,7 @@ def picture_figures(seed: int) -> dict:
     _, box_s = _timed(lambda: box_accuracy(maps, [[(50, 50, 150, 150)]] * len(maps)), torch.device("cpu"))
     big = rng.integers(0, 256, (600, 800, 3), dtype=np.uint8)
     six = [m / m.max() for m in maps[:6]]
-    _, grid_s = _timed(lambda: render.grid(big, six, [f"c{i}" for i in range(6)]), torch.device("cpu"))
+    _, grid_s = _timed(lambda: figure.grid(big, six, [f"c{i}" for i in range(6)]), torch.device("cpu"))
     return {"box_accuracy_ms_per_map": round(1000 * box_s / len(maps), 3),
             "render_grid_six_panels_seconds": round(grid_s, 3)}
 

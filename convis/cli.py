@@ -15,41 +15,15 @@ import numpy as np
 
 from convis.config import GridConfig, StochasticConfig
 from convis.errors import UserError
+from convis.render import STYLES
+from convis.shell import Bar, add_engine_args, load_engine
 
-STYLES = ("overlay", "mask", "grid")
-
-
-class _Bar:
-    """(done, total) callback drawing a tqdm bar on stderr."""
-
-    def __init__(self, desc: str) -> None:
-        self.desc, self.bar = desc, None
-
-    def __call__(self, done: int, total: int) -> None:
-        from tqdm import tqdm
-
-        if self.bar is None:
-            self.bar = tqdm(total=total, desc=self.desc, unit="it", leave=False, file=sys.stderr)
-        self.bar.update(done - self.bar.n)
-        if done >= total:
-            self.bar.close()
 
 
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="ViT-B-32", help="open_clip arch, arch/tag, hf-hub:org/repo, test-tiny")
-    p.add_argument("--pretrained", default="openai", help="weights tag, checkpoint file, or 'none' (random)")
-    p.add_argument("--vocabulary", default="physical", help="physical | nouns | wordlist:PATH | synsets:PATH | synthetic-shapes")
-    p.add_argument("--seek", default="definitions", choices=("definitions", "lemmas"))
-    p.add_argument("--device", default="auto")
+    add_engine_args(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the noise border")
     p.add_argument("--batch-size", type=int, default=64)
-
-
-def _engine(args: argparse.Namespace):
-    from convis.engine import Engine
-
-    return Engine.load(args.model, args.pretrained, args.vocabulary, args.seek, args.device,
-                       progress=_Bar("encoding concepts"))
 
 
 def _index(engine, path: str, args: argparse.Namespace, config: GridConfig | None = None):
@@ -57,14 +31,14 @@ def _index(engine, path: str, args: argparse.Namespace, config: GridConfig | Non
 
     image = load_image(path)
     config = config or GridConfig(seed=args.seed)
-    return image, engine.index(image, config, args.batch_size, _Bar("indexing windows"))
+    return image, engine.index(image, config, args.batch_size, Bar("indexing windows"))
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from convis import render
+    from convis import figure, render
     from convis.boxes import map_to_box
 
-    engine = _engine(args)
+    engine = load_engine(args)
     names = [engine.hierarchy.resolve(c) for c in args.concept]  # fail fast, before 730 forwards
     score = "gamma" if args.method == "gamma" else "rank"
     image, index = _index(engine, args.image, args, GridConfig(seed=args.seed, score=score))
@@ -76,19 +50,16 @@ def cmd_explain(args: argparse.Namespace) -> int:
     map_seconds = time.perf_counter() - t0
     crop = np.asarray(image.crop(index.crop.box))
     boxes = [map_to_box(m, args.box) if args.box is not None else None for m in maps]
-    if args.style == "grid" or len(names) > 1:
-        style = "white" if args.style == "mask" else "overlay"
-        out = render.grid(crop, list(maps), names, style=style, cmap=args.cmap, alpha=args.alpha,
-                          exponent=args.exponent)
+    look = {"cmap": args.cmap, "alpha": args.alpha, "exponent": args.exponent, "threshold": args.threshold}
+    if args.grid or len(names) > 1:
+        out = figure.grid(crop, list(maps), names, style=args.style, **look)
     else:
-        m = render.resize_map(maps[0], crop.shape[:2])
-        out = (render.white_blend(crop, m, exponent=args.exponent) if args.style == "mask"
-               else render.overlay(crop, m, cmap=args.cmap, alpha=args.alpha))
+        out = render.panel(crop, maps[0], args.style, **look)
         if boxes[0] is not None:
             scale = crop.shape[0] / maps.shape[-1]
             out = render.draw_box(out, tuple(int(round(v * scale)) for v in boxes[0]))
         if args.colorbar:
-            out = render.colorbar(out, args.cmap)
+            out = figure.colorbar(out, args.cmap)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_bytes(render.to_png_bytes(out))
     if args.npy:
@@ -102,7 +73,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_top(args: argparse.Namespace) -> int:
-    engine = _engine(args)
+    engine = load_engine(args)
     _, index = _index(engine, args.image, args)
     top = index.top_concepts(args.k)
     h = engine.hierarchy
@@ -144,7 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("explain", help="saliency maps of concepts on an image")
     p.add_argument("image")
     p.add_argument("--concept", action="append", required=True, help="synset (repeat for several)")
-    p.add_argument("--style", choices=STYLES, default="overlay", help="mask = the paper's white blend")
+    p.add_argument("--style", choices=STYLES, default="overlay",
+                   help="white = the paper's white blend; mask = only the pixels above --threshold")
+    p.add_argument("--grid", action="store_true", help="the Figure-1 grid even for one concept")
+    p.add_argument("--threshold", type=float, default=0.5, help="threshold of the mask style")
     p.add_argument("--method", choices=("grid", "gamma", "stochastic"), default="grid")
     p.add_argument("--cmap", default="jet")
     p.add_argument("--alpha", type=float, default=0.5)

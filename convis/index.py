@@ -126,7 +126,7 @@ class ImageIndex:
         maps = sal.grid_maps(
             values, self.boxes, cfg.padded_size, cfg.pad, cfg.image_size, cfg.score == "gamma"
         )
-        return resize_maps(maps, self.crop.side if size is None else size)
+        return maps if size == 0 else sal.resize_maps(maps, self.crop.side if size is None else size)
 
     def saliency(self, concept: str, size: int | None = None) -> np.ndarray:
         """The ConVis map of one concept: (size, size) float32 in [0, 1]; see `saliency_many`."""
@@ -164,15 +164,6 @@ class ImageIndex:
         scores = self.concept_scores()
         top = np.argsort(-scores, kind="stable")[:k]
         return [(self.hierarchy.ids[i], float(scores[i])) for i in top]
-
-
-def resize_maps(maps: np.ndarray, size: int) -> np.ndarray:
-    """Bilinear resize of (C, S, S) maps to (C, size, size); size 0 or S returns them as they are."""
-    if size in (0, maps.shape[-1]):
-        return maps
-    t = torch.from_numpy(maps)[:, None]  # (C, 1, S, S)
-    out = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)
-    return out[:, 0].clamp_(0.0, 1.0).numpy()
 
 
 def index_image(

@@ -43,7 +43,7 @@ def test_explain_writes_png_npy_and_json(tmp_path, capsys):
 def test_explain_several_concepts_makes_a_grid(tmp_path):
     out = tmp_path / "grid.png"
     assert main(["explain", CAT, "--concept", "dog.n.01", "--concept", "feline", "--model", "test-tiny",
-                 "--style", "mask", "--out", str(out), "--npy", str(tmp_path / "g.npy")]) == 0
+                 "--style", "white", "--out", str(out), "--npy", str(tmp_path / "g.npy")]) == 0
     assert np.load(tmp_path / "g.npy").shape == (2, 224, 224)
     assert Image.open(out).size[0] > Image.open(out).size[1]  # panels side by side
 

@@ -12,9 +12,11 @@ from typing import Any
 
 from convis.app.backend import Entry, Key
 from convis.errors import UserError
+from convis.render import STYLES
 
 # Labels of the style radio -> convis.render style names.
-STYLES = {"Overlay": "overlay", "White blend (paper)": "white", "Heatmap": "map", "Threshold mask": "mask"}
+# Radio labels of the `convis.render.STYLES`.
+STYLE_LABELS = {"Overlay": "overlay", "White blend (paper)": "white", "Heatmap": "map", "Threshold mask": "mask"}
 COLORMAPS = ("jet", "inferno", "turbo", "viridis", "magma", "plasma")
 MAX_COMPARE = 6
 
@@ -42,13 +44,17 @@ class View:
         """Plain dict, for the JSON export."""
         return asdict(self)
 
+    def look(self) -> dict[str, Any]:
+        """The style settings `convis.render.panel` and `convis.figure.grid` take."""
+        return {"cmap": self.cmap, "alpha": self.alpha, "exponent": self.exponent, "threshold": self.threshold}
+
     @classmethod
     def from_controls(cls, style: str, cmap: str, alpha: float, exponent: float, box: bool,
                       threshold: float) -> View:
         """Build from the control values (the style radio gives its label or its value)."""
-        style = STYLES.get(style, style)
-        if style not in STYLES.values():
-            raise ViewError(f"unknown style {style!r}; use one of {', '.join(STYLES.values())}")
+        style = STYLE_LABELS.get(style, style)
+        if style not in STYLES:
+            raise ViewError(f"unknown style {style!r}; use one of {', '.join(STYLES)}")
         if cmap not in COLORMAPS:
             raise ViewError(f"unknown colormap {cmap!r}; use one of {', '.join(COLORMAPS)}")
         return cls(style, cmap, float(alpha), float(exponent), bool(box), float(threshold))

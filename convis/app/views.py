@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 import convis
-from convis import render
+from convis import figure, render
 from convis.app.backend import Entry
 from convis.app.session import View
 from convis.boxes import map_to_box
@@ -25,22 +25,11 @@ from convis.boxes import map_to_box
 EXPORT_TTL_S = 3600  # export folders older than this are deleted at the next export
 
 
-def panel(image: np.ndarray, saliency: np.ndarray, view: View) -> np.ndarray:
-    """One picture of one map over an image, in the view's style. (H, W, 3) uint8."""
-    if view.style == "white":
-        return render.white_blend(image, saliency, exponent=view.exponent)
-    if view.style == "map":
-        return render.overlay(image, saliency, cmap=view.cmap, alpha=1.0)
-    if view.style == "mask":
-        return render.mask(image, saliency, threshold=view.threshold)
-    return render.overlay(image, saliency, cmap=view.cmap, alpha=view.alpha)
-
-
 def render_view(entry: Entry, synset: str, view: View) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
     """The current view of a concept at display size, and its box (display pixels) when asked for."""
     side = entry.display.shape[0]
     saliency = entry.index.saliency(synset, size=side)  # (d, d): no CLIP forward, a few ms
-    out = panel(entry.display, saliency, view)
+    out = render.panel(entry.display, saliency, view.style, **view.look())
     box = map_to_box(saliency, view.threshold) if view.box else None
     if box is not None:
         out = render.draw_box(out, box, width=max(2, side // 170))
@@ -50,9 +39,8 @@ def render_view(entry: Entry, synset: str, view: View) -> tuple[np.ndarray, tupl
 def render_compare(entry: Entry, synsets: list[str], view: View) -> np.ndarray:
     """The paper's Figure 1: the image, then one panel per concept (up to 6)."""
     maps = entry.index.saliency_many(synsets, size=0)  # (C, S, S); the grid resizes to its panels
-    return render.grid(entry.display, list(maps), synsets, style=view.style, cmap=view.cmap, alpha=view.alpha,
-                       exponent=view.exponent, threshold=view.threshold, columns=min(len(synsets) + 1, 4),
-                       panel_inches=2.2)
+    return figure.grid(entry.display, list(maps), synsets, style=view.style, **view.look(),
+                       columns=min(len(synsets) + 1, 4), panel_inches=2.2)
 
 
 def settings(entry: Entry, synset: str, view: View, box: tuple[int, int, int, int] | None) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from convis.config import GridConfig, StochasticConfig
 from convis.engine import Engine
 from convis.eval.datasets import DataError
 from convis.hierarchy import Hierarchy
-from convis.index import ImageIndex, index_image, resize_maps
+from convis.index import ImageIndex, index_image
 from convis.windows import CropBox, centre_crop_box, crop_windows, prepare_image
 
 METHODS = ("convis", "stochastic", "raw", "dense", "centre")
@@ -141,12 +141,12 @@ class MapMaker:
                 out[method] = index.saliency_many(concepts, side)
             elif method == "stochastic":
                 maps = np.stack([self.engine.stochastic(index, c, self.stochastic) for c in concepts])
-                out[method] = resize_maps(maps, side)
+                out[method] = sal.resize_maps(maps, side)
             elif method == "raw":
                 values = torch.stack([sims[:, _rows(hier, c)].amax(dim=1) for c in concepts])  # (C, N)
                 maps = sal.grid_maps(values.cpu().numpy(), index.boxes, cfg.padded_size, cfg.pad,
                                      cfg.image_size, higher_is_better=True)
-                out[method] = resize_maps(maps, side)
+                out[method] = sal.resize_maps(maps, side)
             elif method == "dense":
                 out[method] = self.dense(image, concepts, side)
             else:
