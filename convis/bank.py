@@ -13,18 +13,18 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .models import Clip
+from convis.config import Progress
+from convis.models import Clip
 
 _log = logging.getLogger(__name__)
 
 SEEKS = ("definitions", "lemmas")
-Progress = Callable[[int, int], None]  # (done, total)
 _BANKS: dict[tuple[str, str], Bank] = {}  # in-process cache: (disk key, device) -> Bank
 
 

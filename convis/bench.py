@@ -18,6 +18,7 @@ from torchvision import transforms
 
 from convis import saliency as sal
 from convis.config import GridConfig
+from convis.shell import add_engine_args, load_engine
 from convis.windows import crop_windows, grid_boxes
 
 DEFAULT_IMAGE = Path(__file__).resolve().parents[1] / "assets" / "examples" / "cat.jpg"
@@ -82,10 +83,9 @@ def picture_figures(seed: int) -> dict:
 def run_bench(args: argparse.Namespace) -> dict:
     """Measure everything `convis bench` reports; returns the JSON-able figures."""
     from convis.bank import bank_texts, encode_texts_bucketed, encode_texts_padded
-    from convis.engine import Engine
     from convis.image import load_image
 
-    engine = Engine.load(args.model, args.pretrained, args.vocabulary, device=args.device, precision=args.precision)
+    engine = load_engine(args)
     clip, hier = engine.clip, engine.hierarchy
     dev = clip.device
     image = load_image(args.image)
@@ -170,12 +170,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def add_bench_parser(sub) -> None:
     """Register `convis bench` on the CLI's subparsers."""
     p = sub.add_parser("bench", help="benchmark: index vs the reference loop, map latency, bank")
-    p.add_argument("--model", default="ViT-B-32")
-    p.add_argument("--pretrained", default="none", help="random init by default: same speed as trained")
-    p.add_argument("--vocabulary", default="physical")
+    add_engine_args(p)  # --pretrained none: random init, as fast as trained weights and offline
     p.add_argument("--image", default=str(DEFAULT_IMAGE))
-    p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="auto")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--reference-sample", type=int, default=120, help="reference windows actually timed")
     p.add_argument("--bank-sample", type=int, default=480, help="glosses timed for the bank figures")

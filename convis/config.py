@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+Progress = Callable[[int, int], None]  # (done, total) callback of long work: windows, texts, images
 
 
 @dataclass(frozen=True)

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from PIL import Image
 
 from convis.bank import Bank, load_bank
-from convis.config import GridConfig, StochasticConfig
+from convis.config import GridConfig, Progress, StochasticConfig
 from convis.hierarchy import Hierarchy
 from convis.index import ImageIndex, InputSpec, build_index, stochastic_saliency
 from convis.models import Clip, load_model
 from convis.wordnet import load_hierarchy
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, eq=False)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from convis import saliency as sal
-from convis.config import GridConfig, StochasticConfig
+from convis.config import GridConfig, Progress, StochasticConfig
 from convis.hierarchy import Hierarchy
 from convis.windows import CropBox, crop_windows, grid_boxes, pad_with_noise, prepare_image
 
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from convis.models import Clip
 
 Encoder = Callable[[torch.Tensor], torch.Tensor]  # (N, 3, S, S) normalised -> (N, D)
-Progress = Callable[[int, int], None]  # (windows done, windows total)
 
 
 @dataclass(frozen=True)

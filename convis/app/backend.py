@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from convis.bank import load_bank
-from convis.config import GridConfig
+from convis.config import GridConfig, Progress
 from convis.engine import Engine
 from convis.errors import UserError
 from convis.hierarchy import Hierarchy
@@ -31,7 +31,6 @@ from convis.wordnet import load_hierarchy
 
 _log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int], None]  # (done, total)
 Key = tuple[str, str, str, int]  # (image hash, model key, vocabulary, seed)
 VOCABULARIES = ("physical", "nouns")
 OFFLINE_MODEL = "test-tiny/none"  # offered when the default model cannot load: the UI stays explorable
@@ -97,12 +96,12 @@ class Backend:
     """
 
     def __init__(self, model: str = "ViT-B-32/openai", vocabulary: str = "physical", *, device: str = "auto",
-                 seek: str = "definitions", max_engines: int = 2, max_indexes: int = 8,
+                 seek: str = "definitions", precision: str = "auto", max_engines: int = 2, max_indexes: int = 8,
                  max_index_bytes: int = 1 << 30, gpu: Callable[[Callable], Callable] | None = None,
                  display_size: int = 512, hierarchies: dict[str, Hierarchy] | None = None) -> None:
         self.default_model = model_key(model)
         self.default_vocabulary = vocabulary
-        self.device, self.seek, self.display_size = device, seek, display_size
+        self.device, self.seek, self.precision, self.display_size = device, seek, precision, display_size
         self.max_engines, self.max_indexes, self.max_index_bytes = max_engines, max_indexes, max_index_bytes
         self.startup_error: str | None = None
         self._given = dict(hierarchies or {})
@@ -165,7 +164,7 @@ class Backend:
                 return self._engines[key]
             name, tag = parse_model(model)
             t0 = time.perf_counter()
-            clip = load_model(name, tag, device=self.device)
+            clip = load_model(name, tag, device=self.device, precision=self.precision)
             hierarchy = self.hierarchy(vocabulary)
             engine = Engine(clip, hierarchy, load_bank(clip, hierarchy, self.seek, progress=progress))
             _log.info("loaded %s over %s in %.1f s", model, vocabulary, time.perf_counter() - t0)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from convis.boxes import Box
 from convis.eval.figures import SHAPES, figure_alpha
 from convis.hierarchy import Hierarchy
 from convis.wordnet import BUILTIN_LISTS, load_hierarchy, read_synset_list
@@ -29,7 +30,6 @@ LEAVES_FILE = BUILTIN_LISTS[VOCABULARY]  # convis/data/synthetic-shapes.txt
 TEXTURES = ("background.n.02", "stripe.n.05", "check.n.10", "mottle.n.01", "texture.n.04")
 NOISE = "noise.n.03"
 SIZE = 224
-Box = tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)
