@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from convis.config import Progress
+from convis.config import Progress, cache_root
 from convis.models import Clip
 
 _log = logging.getLogger(__name__)
@@ -156,11 +156,6 @@ def bank_texts(hierarchy: Any, seek: str = "definitions") -> list[str]:
     raise ValueError(f"unknown seek '{seek}'; use one of {', '.join(SEEKS)}")
 
 
-def default_cache_dir() -> Path:
-    """Root of convis' disk caches: $CONVIS_CACHE or ~/.cache/convis."""
-    return Path(os.environ.get("CONVIS_CACHE") or Path.home() / ".cache" / "convis")
-
-
 def bank_key(model_id: str, vocabulary: str, wordnet_version: str, seek: str,
              texts: list[str], precision: str = "float32") -> tuple[str, dict[str, str]]:
     """Disk-cache key (sha1 hex) and the metadata it hashes.
@@ -194,7 +189,7 @@ def load_bank(clip: Clip, hierarchy: Any, seek: str = "definitions", cache_dir: 
     key, meta = bank_key(clip.model_id, vocab, version, seek, texts, precision)
     if (key, str(clip.device)) in _BANKS:  # memory first, whatever cache_dir says
         return _BANKS[(key, str(clip.device))]
-    path = (cache_dir or default_cache_dir()) / "banks" / f"{key}.safetensors"
+    path = (cache_dir or cache_root()) / "banks" / f"{key}.safetensors"
     emb = None
     if path.is_file():
         try:

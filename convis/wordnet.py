@@ -6,9 +6,11 @@ ones that use nltk, and only inside functions: `import convis` stays fast and ne
 
 from __future__ import annotations
 
+import functools
 import glob
 import gzip
 import hashlib
+import inspect
 import logging
 import os
 import re
@@ -16,7 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from convis._nltk_data import WordNetUnavailableError, cache_root, wordnet_reader
+from convis._nltk_data import WordNetUnavailableError, wordnet_reader
+from convis.config import cache_root
 from convis.errors import UserError
 from convis.hierarchy import Hierarchy
 
@@ -31,7 +34,7 @@ class VocabularyFileError(UserError, FileNotFoundError):
     """A wordlist:PATH or synsets:PATH file that does not exist."""
 
 # Re-exported: callers import the reader, its error and the cache root from here.
-__all__ = ["BUILTIN_LISTS", "VOCABULARIES", "WordNetUnavailableError", "build_hierarchy", "cache_root", "load_hierarchy",
+__all__ = ["BUILTIN_LISTS", "VOCABULARIES", "WordNetUnavailableError", "build_hierarchy", "load_hierarchy",
            "wordnet_reader"]
 
 VOCABULARIES = ("physical", "wordlist:PATH", "synsets:PATH", "nouns", "synthetic-shapes")
@@ -96,14 +99,24 @@ def _nouns(wn: Any) -> dict[Any, list[Any]]:
     return {s: s.hypernyms() + s.instance_hypernyms() for s in wn.all_synsets("n")}
 
 
+@functools.cache
+def _rule_hash(*rules: Callable[..., Any]) -> str:
+    """Hash of the code that builds a vocabulary: a changed build rule misses the old disk cache."""
+    code = "".join(inspect.getsource(f) for f in (*rules, build_hierarchy, _closure))
+    return hashlib.sha1(code.encode()).hexdigest()[:8]
+
+
 def _resolve_vocabulary(vocabulary: str) -> tuple[str, Path | None, str]:
-    """(stored name, list file or None, cache key). Lists are keyed by a hash of their content,
-    so an edited list is rebuilt: "wordlist:<basename>@<sha1[:10]>", "synthetic-shapes@<sha1[:10]>"."""
+    """(stored name, list file or None, cache key). The cache key holds a hash of the build rule
+    and lists also a hash of their content, so an edited rule or list is rebuilt:
+    "physical~r<rule>", "wordlist:<basename>@<sha1[:10]>~r<rule>"."""
     if vocabulary in ("physical", "nouns"):
-        return vocabulary, None, vocabulary
+        rules = (_physical, _semcor_counts) if vocabulary == "physical" else (_nouns,)
+        return vocabulary, None, f"{vocabulary}~r{_rule_hash(*rules)}"
     if vocabulary in BUILTIN_LISTS:
         path = BUILTIN_LISTS[vocabulary]
-        return vocabulary, path, f"{vocabulary}@{hashlib.sha1(path.read_bytes()).hexdigest()[:10]}"
+        name = f"{vocabulary}@{hashlib.sha1(path.read_bytes()).hexdigest()[:10]}"
+        return vocabulary, path, f"{name}~r{_rule_hash(_synsets, read_synset_list)}"
     kind, sep, rest = vocabulary.partition(":")
     if not sep or kind not in ("wordlist", "synsets"):
         choices = ", ".join(map(repr, VOCABULARIES))
@@ -114,7 +127,8 @@ def _resolve_vocabulary(vocabulary: str) -> tuple[str, Path | None, str]:
         raise VocabularyFileError(f"{kind} file {str(path)!r} (vocabulary {vocabulary!r}) does not exist; "
                                 f"give a UTF-8 text file with {what}")
     name = f"{kind}:{path.name}@{hashlib.sha1(path.read_bytes()).hexdigest()[:10]}"
-    return name, path, name
+    rules = (_wordlist,) if kind == "wordlist" else (_synsets, read_synset_list)
+    return name, path, f"{name}~r{_rule_hash(*rules)}"
 
 
 def read_synset_list(path: Path) -> list[str]:

@@ -186,3 +186,15 @@ def test_builtin_synthetic_vocabulary(wn):
     h = load_hierarchy("synthetic-shapes", TEST_CACHE)
     assert h.vocabulary == "synthetic-shapes" and len(h) == 54
     assert {"circle.n.01", "polygon.n.01", "noise.n.03"} <= set(h.ids)
+
+
+def test_disk_cache_is_keyed_by_the_build_rule(monkeypatch):
+    """A changed rule for "physical" or "nouns" must miss the file the old rule wrote."""
+    key = cw._resolve_vocabulary("physical")[2]
+    assert key.startswith("physical~r") and key != cw._resolve_vocabulary("nouns")[2]
+
+    def another_rule(wn):  # a different build rule under the same vocabulary name
+        return {}
+
+    monkeypatch.setattr(cw, "_physical", another_rule)
+    assert cw._resolve_vocabulary("physical")[2] != key
