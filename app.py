@@ -23,6 +23,7 @@ from typing import Any
 
 import gradio as gr
 
+import convis.eval  # noqa: F401 - registers the synthetic-shapes model and vocabulary (offline demo)
 from convis.app import Backend
 from convis.app.backend import model_key
 from convis.app.endpoints import Endpoints

@@ -32,13 +32,25 @@ class CheckpointNotFoundError(UserError, FileNotFoundError):
     """A checkpoint file named as the weights does not exist."""
 
 
+_CONFIG_DIRS = [Path(__file__).resolve().parent / "model_configs"]  # test-tiny; users add theirs
+
+
 @functools.cache
 def open_clip() -> ModuleType:
-    """Import open_clip lazily (a slow import) and register our configs once."""
+    """Import open_clip lazily (a slow import) and register the config folders once."""
     import open_clip
 
-    open_clip.add_model_config(Path(__file__).resolve().parent / "model_configs")
+    for folder in _CONFIG_DIRS:
+        open_clip.add_model_config(folder)
     return open_clip
+
+
+def add_config_dir(folder: Path) -> None:
+    """Register a folder of open_clip model configs (now if open_clip is loaded, else at its import)."""
+    if folder not in _CONFIG_DIRS:
+        _CONFIG_DIRS.append(folder)
+        if open_clip.cache_info().currsize:
+            open_clip().add_model_config(folder)
 
 
 def classify(name: str, pretrained: str, is_default: bool = False) -> str:

@@ -19,12 +19,9 @@ from convis.errors import UserError
 
 _log = logging.getLogger(__name__)
 
-_REPO_ROOT = Path(__file__).resolve().parents[1]
 # Names whose weights are not an open_clip tag: used when the caller keeps the "openai" default.
-DEFAULT_PRETRAINED: dict[str, str] = {
-    "test-tiny": "none",
-    "synthetic-shapes": str(_REPO_ROOT / "assets/models/synthetic-shapes.safetensors"),
-}
+# Users add theirs with `register_model` (the evaluation registers its synthetic-shapes model).
+DEFAULT_PRETRAINED: dict[str, str] = {"test-tiny": "none"}
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 _NONE = (None, "none", "")
 _FIXES = ("Fixes: connect to the internet once so the weights are downloaded into the Hugging Face cache "
@@ -54,6 +51,17 @@ MODELS: dict[str, ModelSpec] = {f"{s.name}/{s.pretrained}": s for s in (
     ModelSpec("ViT-L-14", "laion2b_s32b_b82k", "OpenCLIP ViT-L/14 trained on LAION-2B"),
     ModelSpec("test-tiny", "none", "tiny seeded random CLIP (32-d, 64 px) for tests and offline demos"),
 )}
+
+
+def register_model(name: str, weights: str | Path, config_dir: Path | None = None) -> None:
+    """Make `name` load `weights` by default; `config_dir` holds its open_clip config (`<name>.json`).
+
+    The way open_clip's `add_model_config` works: the caller owns the files, the core only knows
+    what it is told.
+    """
+    DEFAULT_PRETRAINED[name] = str(weights)
+    if config_dir is not None:
+        _hub.add_config_dir(Path(config_dir))
 
 
 def list_models() -> list[str]:

@@ -34,12 +34,21 @@ class VocabularyFileError(UserError, FileNotFoundError):
     """A wordlist:PATH or synsets:PATH file that does not exist."""
 
 # Re-exported: callers import the reader, its error and the cache root from here.
-__all__ = ["BUILTIN_LISTS", "VOCABULARIES", "WordNetUnavailableError", "build_hierarchy", "load_hierarchy",
+__all__ = ["LISTS", "WordNetUnavailableError", "build_hierarchy", "load_hierarchy", "register_vocabulary", "vocabularies",
            "wordnet_reader"]
 
-VOCABULARIES = ("physical", "wordlist:PATH", "synsets:PATH", "nouns", "synthetic-shapes")
-# Named synset lists that ship with the package (the synthetic world's figures and textures).
-BUILTIN_LISTS = {"synthetic-shapes": Path(__file__).resolve().parent / "data" / "synthetic-shapes.txt"}
+# Named synset lists, registered by their users (the evaluation registers its synthetic world's).
+LISTS: dict[str, Path] = {}
+
+
+def register_vocabulary(name: str, synset_list: Path) -> None:
+    """Offer a synset list file (see `read_synset_list`) as the vocabulary `name`."""
+    LISTS[name] = Path(synset_list)
+
+
+def vocabularies() -> tuple[str, ...]:
+    """The vocabulary names `load_hierarchy` takes (PATH = a file of yours)."""
+    return ("physical", "wordlist:PATH", "synsets:PATH", "nouns", *LISTS)
 
 
 def _semcor_counts(wn: Any) -> dict[str, int]:
@@ -113,13 +122,13 @@ def _resolve_vocabulary(vocabulary: str) -> tuple[str, Path | None, str]:
     if vocabulary in ("physical", "nouns"):
         rules = (_physical, _semcor_counts) if vocabulary == "physical" else (_nouns,)
         return vocabulary, None, f"{vocabulary}~r{_rule_hash(*rules)}"
-    if vocabulary in BUILTIN_LISTS:
-        path = BUILTIN_LISTS[vocabulary]
+    if vocabulary in LISTS:
+        path = LISTS[vocabulary]
         name = f"{vocabulary}@{hashlib.sha1(path.read_bytes()).hexdigest()[:10]}"
         return vocabulary, path, f"{name}~r{_rule_hash(_synsets, read_synset_list)}"
     kind, sep, rest = vocabulary.partition(":")
     if not sep or kind not in ("wordlist", "synsets"):
-        choices = ", ".join(map(repr, VOCABULARIES))
+        choices = ", ".join(map(repr, vocabularies()))
         raise VocabularyError(f"unknown vocabulary {vocabulary!r}; choose one of {choices}")
     path = Path(rest).expanduser()
     if not path.is_file():
@@ -170,7 +179,7 @@ def build_hierarchy(vocabulary: str = "physical") -> Hierarchy:
     Args:
         vocabulary: "physical" (default), "nouns" (all 82,115 noun synsets), "wordlist:PATH" (the
             paper's rule: every noun sense of every word, with its hypernyms), "synsets:PATH" (the
-            listed synsets with their hypernyms) or "synthetic-shapes" (the synthetic world).
+            listed synsets with their hypernyms) or a registered list (`register_vocabulary`).
     """
     name, path, _ = _resolve_vocabulary(vocabulary)
     wn = wordnet_reader()

@@ -125,7 +125,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core box)")
-    p.add_argument("--out", type=Path, default=ROOT / "assets/models/synthetic-shapes.safetensors")
+    p.add_argument("--out", type=Path, default=ROOT / "convis/eval/assets/synthetic-shapes.safetensors")
     args = p.parse_args()
     start = time.perf_counter()
     torch.set_num_threads(args.threads)

@@ -9,9 +9,9 @@ import pytest
 from convis.eval import shapes
 from convis.eval.synthetic import scene_queries
 from convis.hierarchy import toy_hierarchy
-from convis.models import DEFAULT_PRETRAINED
+from convis.eval import ASSETS
 
-WEIGHTS = DEFAULT_PRETRAINED["synthetic-shapes"]
+WEIGHTS = ASSETS / "synthetic-shapes.safetensors"
 needs_weights = pytest.mark.skipif(not os.path.isfile(WEIGHTS), reason="no synthetic-shapes weights")
 
 

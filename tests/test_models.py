@@ -111,7 +111,17 @@ def test_registry_and_parse():
     assert parse_model("test-tiny") == ("test-tiny", "none")
     assert parse_model("hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K") == (
         "hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K", None)
-    assert DEFAULT_PRETRAINED["synthetic-shapes"].endswith("assets/models/synthetic-shapes.safetensors")
+    assert "synthetic-shapes" not in list_models()  # the core ships no evaluation model
+
+
+def test_registered_model_loads_by_its_bare_name(monkeypatch):
+    """What `convis.eval` does for synthetic-shapes: weights and config registered from outside."""
+    import convis.eval
+
+    assert DEFAULT_PRETRAINED["synthetic-shapes"] == str(convis.eval.ASSETS / "synthetic-shapes.safetensors")
+    assert parse_model("synthetic-shapes") == ("synthetic-shapes", DEFAULT_PRETRAINED["synthetic-shapes"])
+    clip = load_model("synthetic-shapes", device="cpu")
+    assert clip.image_size == 64 and clip.model_id.startswith("synthetic-shapes/synthetic-shapes.safetensors-")
 
 
 def test_unknown_model_did_you_mean():
@@ -131,7 +141,7 @@ def test_missing_local_file_names_the_path(tmp_path):
 
 
 def test_missing_default_weights(monkeypatch, tmp_path):
-    # stands in for synthetic-shapes, whose default is a file under assets/models/
+    # stands in for synthetic-shapes, whose default is a file in convis/eval/assets/
     monkeypatch.setitem(DEFAULT_PRETRAINED, "test-tiny", str(tmp_path / "gone.safetensors"))
     with pytest.raises(FileNotFoundError, match="gone.safetensors.*default weights"):
         load_model("test-tiny", device="cpu")

@@ -182,7 +182,9 @@ def test_synset_list_errors_name_the_fix(wn):
 
 
 @pytest.mark.wordnet
-def test_builtin_synthetic_vocabulary(wn):
+def test_registered_synthetic_vocabulary(wn):
+    import convis.eval  # noqa: F401 - registers "synthetic-shapes"
+
     h = load_hierarchy("synthetic-shapes", TEST_CACHE)
     assert h.vocabulary == "synthetic-shapes" and len(h) == 54
     assert {"circle.n.01", "polygon.n.01", "noise.n.03"} <= set(h.ids)

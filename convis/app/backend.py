@@ -84,7 +84,7 @@ class Backend:
 
     Args:
         model: default model key or spec ("ViT-B-32/openai", "test-tiny").
-        vocabulary: default concept set (any of `convis.wordnet.VOCABULARIES`).
+        vocabulary: default concept set (any of `convis.wordnet.vocabularies()`).
         device: torch device or "auto".
         seek: bank texts, "definitions" (the paper) or "lemmas".
         max_engines: engines kept loaded at once.
