@@ -1,4 +1,4 @@
-"""convis.eval.methods: the named map makers share one window pass and agree with the engine."""
+"""convis.eval.mapmaker / methods: the registered map makers share one window pass and match Algorithm 1."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,8 @@ from PIL import Image
 from convis.bank import load_bank
 from convis.config import GridConfig
 from convis.engine import Engine
-from convis.eval.methods import METHODS, MapMaker, centre_prior, parse_methods, patch_embeddings
+from convis.eval.mapmaker import METHODS, MapMaker, parse_methods, register_method
+from convis.eval.methods import centre_prior, patch_embeddings
 from convis.hierarchy import toy_hierarchy
 from literal import hypo_star, literal_algorithm_1, literal_windows, window_mean
 
@@ -94,3 +95,32 @@ def test_dense_needs_a_vit(engine):
 
     with pytest.raises(ValueError, match="VisionTransformer"):
         patch_embeddings(NoProj(), torch.zeros(1, 3, 8, 8))
+
+
+def test_a_new_method_is_one_registration(engine, image, monkeypatch):
+    monkeypatch.setitem(METHODS, "flat", None)  # removed again after the test
+    register_method("flat")(lambda job: np.zeros((len(job.concepts), job.side, job.side), np.float32))
+    maker = MapMaker(engine, "convis,flat")
+    maps, _ = maker(image, ["dog.n.01"], size=32)
+    assert maps["flat"].shape == (1, 32, 32) and not maps["flat"].any()
+    assert "flat" in parse_methods("all")
+
+
+def test_each_method_is_charged_what_it_costs(engine, image, monkeypatch):
+    """A windowed method pays for the window pass it needs; a cheap method is not charged for it."""
+    import time as clock
+
+    passes = []
+    real = MapMaker.window_pass
+
+    def slow_pass(self, img):
+        passes.append(1)
+        clock.sleep(0.2)  # the window pass, made clearly the dominant cost
+        return real(self, img)
+
+    monkeypatch.setattr(MapMaker, "window_pass", slow_pass)
+    maker = MapMaker(engine, ["centre", "raw", "convis"])
+    maker(image, ["dog.n.01"])
+    assert len(passes) == 1  # shared
+    assert maker.seconds["raw"] >= 0.2 and maker.seconds["convis"] >= 0.2  # each needs it alone
+    assert maker.seconds["centre"] < 0.2

@@ -10,7 +10,8 @@ import argparse
 from pathlib import Path
 
 from convis.eval import commands
-from convis.eval.methods import METHODS
+from convis.eval import methods  # noqa: F401 - registers the methods named in --methods' help
+from convis.eval.mapmaker import METHODS
 from convis.shell import add_engine_args
 
 SYNTHETIC_METHODS = "convis,raw,dense,centre"

@@ -19,7 +19,7 @@ from convis.shell import Bar, load_engine
 if TYPE_CHECKING:
     from convis.engine import Engine
     from convis.eval.datasets import Sample
-    from convis.eval.methods import MapMaker
+    from convis.eval.mapmaker import MapMaker
 
 
 def _engine(args: argparse.Namespace) -> Engine:
@@ -32,7 +32,7 @@ def _engine(args: argparse.Namespace) -> Engine:
 
 
 def _maker(args: argparse.Namespace, engine: Engine) -> MapMaker:
-    from convis.eval.methods import MapMaker
+    from convis.eval.mapmaker import MapMaker
 
     return MapMaker(engine, args.methods, GridConfig(seed=args.seed), StochasticConfig(seed=args.seed),
                     args.batch_size)
