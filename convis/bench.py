@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torchvision import transforms
 
 from convis import saliency as sal
 from convis.config import GridConfig
@@ -42,10 +41,7 @@ def reference_seconds_per_window(engine, index, concept: str, sample: int, seed:
     full ranks over T and the subtree's best rank. Timed on `sample` of the 1,800 windows."""
     clip = engine.clip
     pil = Image.fromarray((index.padded.permute(1, 2, 0) * 255).round().byte().numpy())
-    prep = transforms.Compose([
-        transforms.Resize(clip.image_size, interpolation=transforms.InterpolationMode.BICUBIC),
-        transforms.CenterCrop(clip.image_size), transforms.ToTensor(), transforms.Normalize(clip.mean, clip.std),
-    ])
+    prep = clip.preprocess  # the model's own open_clip transform, as the reference preprocesses
     boxes = grid_boxes(GridConfig(only_touching=False))
     pick = np.random.default_rng(seed).choice(len(boxes), size=min(sample, len(boxes)), replace=False)
     sub = engine.hierarchy.subtree(concept)

@@ -92,6 +92,7 @@ class Clip:
     dtype: torch.dtype
     context_length: int
     fingerprint: str = ""  # short hash of a local checkpoint file, so model_id changes with the weights
+    preprocess: Callable[[Any], Tensor] | None = None  # open_clip's own inference transform: PIL -> (3, S, S)
 
     @property
     def model_id(self) -> str:
@@ -192,9 +193,12 @@ def _load(name: str, pretrained: str, kind: str, device: str, precision: str, st
     model.eval()
     cfg = oc.get_model_preprocess_cfg(model)
     size = cfg["size"]
+    from open_clip.transform import PreprocessCfg, image_transform_v2
+
+    preprocess = image_transform_v2(PreprocessCfg(**model.visual.preprocess_cfg), is_train=False)
     return Clip(model=model, tokenizer=tokenizer, name=name, pretrained=pretrained,
                 image_size=int(size if isinstance(size, int) else size[0]),
                 mean=tuple(float(v) for v in cfg["mean"]), std=tuple(float(v) for v in cfg["std"]),
                 device=torch.device(device), dtype=_DTYPES[precision],
                 context_length=int(getattr(model, "context_length", None) or tokenizer.context_length),
-                fingerprint=_hub.fingerprint(pretrained) if kind == "file" else "")
+                fingerprint=_hub.fingerprint(pretrained) if kind == "file" else "", preprocess=preprocess)

@@ -1,6 +1,7 @@
 """convis.models: tiny seeded models, checkpoint loading, QuickGELU choice, fast offline errors."""
 
 
+import numpy as np
 import pytest
 import torch
 
@@ -202,3 +203,15 @@ def test_cached_hub_weights_load_without_network(tiny_clip, monkeypatch, tmp_pat
     assert constants.HF_HUB_OFFLINE is False  # restored after the load
     for a, b in zip(_probe(tiny_clip), _probe(clip)):
         torch.testing.assert_close(a, b)
+
+
+def test_clip_carries_open_clip_preprocessing(tiny_clip):
+    """The model door hands out open_clip's own inference transform (bench and OOD use it)."""
+    import open_clip
+    from PIL import Image
+
+    _, _, reference = open_clip.create_model_and_transforms("test-tiny")
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (50, 90, 3), dtype=np.uint8))
+    x = tiny_clip.preprocess(image)
+    assert x.shape == (3, tiny_clip.image_size, tiny_clip.image_size)
+    assert torch.equal(x, reference(image))

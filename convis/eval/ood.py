@@ -2,7 +2,7 @@
 
 Each split pairs an in-distribution synset with an OOD one; an ImageNet class belongs to a side
 when that synset is among its WordNet hypernyms (full WordNet, so the counts match the paper's:
-garment 26 vs furniture 22, ...). Whole images are embedded with standard CLIP preprocessing
+garment 26 vs furniture 22, ...). Whole images are embedded with the model's own open_clip preprocessing
 (resize the short side to S, centre crop). Scores for the ID synset s, low = OOD:
 
 * ``naive``: cosine to the gloss of s;
@@ -60,15 +60,9 @@ def split_samples(samples: Sequence[Sample], split: str) -> tuple[list[Sample], 
 
 def image_embeddings(engine: Engine, samples: Sequence[Sample], batch_size: int = 32,
                      progress: Callable[[int], None] | None = None) -> torch.Tensor:
-    """(N, D) unit image embeddings with standard CLIP preprocessing."""
-    from torchvision import transforms
-
+    """(N, D) unit image embeddings with the model's own open_clip preprocessing."""
     clip = engine.clip
-    prep = transforms.Compose([
-        transforms.Resize(clip.image_size, interpolation=transforms.InterpolationMode.BICUBIC),
-        transforms.CenterCrop(clip.image_size), transforms.ToTensor(),
-        transforms.Normalize(clip.mean, clip.std),
-    ])
+    prep = clip.preprocess
     parts = []
     for start in range(0, len(samples), batch_size):
         batch = samples[start:start + batch_size]
