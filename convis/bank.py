@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,21 +40,41 @@ class Bank:
     wordnet_version: str
 
 
-def _truncatable(model: nn.Module) -> bool:
-    """Only open_clip's own CLIP.encode_text with a causal mask and a pooled token that sees no
-    padding is mirrored by `encode_text_truncated`; anything else takes the padded path."""
-    from open_clip.model import CLIP
+_PROBES = ("dog", "a small open container usually used for drinking; usually has a handle",
+           "a member of the genus Canis (probably descended from the common wolf) that has been "
+           "domesticated by man since prehistoric times; occurs in many breeds")
+_AGREES: weakref.WeakKeyDictionary[nn.Module, bool] = weakref.WeakKeyDictionary()  # model -> verdict
 
-    return (type(model).encode_text is CLIP.encode_text
-            and getattr(model, "attn_mask", None) is not None
-            and getattr(model, "text_pool_type", None) in ("argmax", "eos", "first"))
+
+def _truncation_agrees(clip: Clip) -> bool:
+    """Does `encode_text_truncated` give this model's own `encode_text` results? Checked once per
+    model on a few glosses of different lengths, each cut to its own length. It mirrors open_clip
+    3.3 internals, so a tower it cannot drive (not causal, pooled elsewhere, a newer open_clip)
+    fails here and takes the padded path."""
+    if clip.model in _AGREES:
+        return _AGREES[clip.model]
+    tokens = _tokenize(list(_PROBES), clip)
+    lengths = tokens.shape[1] - (tokens != 0).flip(1).int().argmax(1)  # last non-pad position + 1
+    tol = 1e-4 if clip.dtype == torch.float32 else 2e-2  # half precision rounds differently per length
+    try:
+        with torch.inference_mode():
+            cut = torch.cat([encode_text_truncated(clip.model, t[None, :int(n)].to(clip.device))
+                             for t, n in zip(tokens, lengths)])
+        ok = bool((F.normalize(cut.float(), dim=-1) - clip.encode_text(tokens)).abs().max() <= tol)
+    except (AttributeError, TypeError, RuntimeError, IndexError) as e:  # a tower it cannot drive
+        _log.info("cut-padding text encoding does not apply to %s: %s", clip.model_id, e)
+        ok = False
+    if not ok:
+        _log.info("text tower of %s differs from the cut-padding path; using padded batches", clip.model_id)
+    _AGREES[clip.model] = ok
+    return ok
 
 
 def encode_text_truncated(model: nn.Module, text: Tensor) -> Tensor:
     """open_clip 3.3.0 `CLIP.encode_text` for (N, L) tokens with L < context length; unnormalised.
 
     Public because the synthetic model's training script encodes its texts the same way.
-    Only valid where `_truncatable(model)` holds (a causal tower pooled at a real token).
+    Only used where `_truncation_agrees` found it equal to the model's own `encode_text`.
     """
     from open_clip.transformer import text_global_pool
 
@@ -104,8 +125,7 @@ def encode_texts_bucketed(texts: list[str], clip: Clip, batch_size: int = 256,
     """
     if not texts:
         raise ValueError("no texts to encode")
-    if not _truncatable(clip.model):
-        _log.info("text tower is not open_clip's causal CLIP; using padded batches")
+    if not _truncation_agrees(clip):
         return encode_texts_padded(texts, clip, batch_size, progress)
     tokens = _tokenize(texts, clip)
     # Last non-zero position + 1: pad id is 0, the end token is non-zero and comes last.
