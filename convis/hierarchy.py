@@ -82,10 +82,6 @@ class Hierarchy:
         i = self._pos.get(key)
         return self._pos[self.resolve(key)] if i is None else i
 
-    def name(self, key: Key) -> str:
-        """Synset name of a node."""
-        return self.ids[self.index(key)]
-
     def gloss(self, key: Key) -> str:
         """WordNet definition of a node."""
         return self.glosses[self.index(key)]

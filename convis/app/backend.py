@@ -15,7 +15,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -211,10 +210,3 @@ class Backend:
                                               or total > self.max_index_bytes):
                 _, old = self._indexes.popitem(last=False)
                 total -= old.nbytes
-
-    def describe(self) -> dict[str, Any]:
-        """Small status dict (for logs and the status line)."""
-        with self._lock:
-            return {"engines": [f"{m} over {v}" for m, v in self._engines],
-                    "indexes": len(self._indexes),
-                    "index_mib": round(sum(e.nbytes for e in self._indexes.values()) / 2**20, 1)}
