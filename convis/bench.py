@@ -78,7 +78,8 @@ def picture_figures(seed: int) -> dict:
 
 def run_bench(args: argparse.Namespace) -> dict:
     """Measure everything `convis bench` reports; returns the JSON-able figures."""
-    from convis.bank import bank_texts, encode_texts_bucketed, encode_texts_padded
+    from convis.bank import bank_texts
+    from convis.text import encode_texts_bucketed, encode_texts_padded
     from convis.image import load_image
 
     engine = load_engine(args)

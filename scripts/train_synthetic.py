@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from convis.bank import encode_text_truncated, bank_texts  # the engine's exact cut-padding forward
+from convis.bank import bank_texts
+from convis.text import encode_text_truncated  # the engine's exact cut-padding forward
 from convis.eval import shapes
 from convis.windows import crop_windows, pad_with_noise
 

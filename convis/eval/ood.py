@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from convis.bank import encode_texts_bucketed
+from convis.text import encode_texts_bucketed
 from convis.engine import Engine
 from convis.eval.datasets import DataError, Sample
 from convis.eval.metrics import auroc, fpr_at_tpr
