@@ -5,6 +5,7 @@ of these tests live in the repository's .pytest_cache.
 """
 
 import gzip
+import os
 import shutil
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import convis.wordnet as cw
 from convis.hierarchy import Hierarchy
 from convis.wordnet import WordNetUnavailableError, build_hierarchy, load_hierarchy, wordnet_reader
 
-TEST_CACHE = Path(__file__).resolve().parents[1] / ".pytest_cache" / "convis-wordnet-test"
+TEST_CACHE = Path(os.environ["CONVIS_CACHE"]) / "wordnet-test"  # inside the run's fresh cache (conftest)
 WORDLIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "physical_objects.txt"
 DEBIAN = Path("/usr/share/wordnet")
 
