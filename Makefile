@@ -19,7 +19,7 @@ setup-dev:
 	scripts/setup.sh --dev
 
 bench: setup
-	HF_HUB_OFFLINE=1 $(PY) -m convis bench --json $(ARGS)
+	HF_HUB_OFFLINE=1 $(PY) -m convis bench --pretrained none --json $(ARGS)
 
 gpu-check: setup
 	scripts/gpu_check.sh

@@ -25,6 +25,7 @@ from typing import Any
 
 import gradio as gr
 
+import convis.eval  # noqa: F401 - registers the synthetic-shapes model and vocabulary (offline demo)
 from convis.app import Backend
 from convis.app.backend import model_key
 from convis.app.endpoints import Endpoints
@@ -33,6 +34,7 @@ from convis.app.layout import CSS, build_layout
 from convis.app.methods import Methods
 from convis.app.queue_guard import one_job_per_session
 from convis.app.uploads import Uploads
+from convis.shell import add_engine_args
 
 QUEUE_SIZE = 64  # jobs waiting in the whole app; more get "queue full" at once
 EXAMPLES = [str(p) for p in sorted((Path(__file__).resolve().parent / "assets" / "examples").glob("*.jpg"))]
@@ -116,10 +118,7 @@ def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, sh
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line of `python app.py`."""
     p = argparse.ArgumentParser(description="ConVis Explorer: browse what CLIP sees, concept by concept.")
-    p.add_argument("--model", default="ViT-B-32", help="open_clip model, 'arch/tag', or test-tiny (offline)")
-    p.add_argument("--pretrained", default=None, help="weights tag or checkpoint file (default: the model's)")
-    p.add_argument("--vocabulary", default="physical", help="physical (default), nouns, wordlist:PATH, synsets:PATH or synthetic-shapes")
-    p.add_argument("--device", default="auto", help="auto (GPU when available), cpu, cuda, mps")
+    add_engine_args(p)
     p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1 or GRADIO_SERVER_NAME)")
     p.add_argument("--port", type=int, default=None, help="port (default 7860 or GRADIO_SERVER_PORT)")
     p.add_argument("--share", action="store_true", help="also open a public link (or GRADIO_SHARE=true)")
@@ -137,8 +136,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     gpu = spaces.GPU(duration=120) if spaces is not None else None  # a no-op off ZeroGPU
-    backend = Backend(model_key(args.model, args.pretrained), args.vocabulary, device=args.device, gpu=gpu,
-                      allow_large=args.allow_large, max_index_bytes=args.index_mib << 20)
+    backend = Backend(model_key(args.model, args.pretrained), args.vocabulary, device=args.device, seek=args.seek,
+                      precision=args.precision, gpu=gpu, allow_large=args.allow_large,
+                      max_index_bytes=args.index_mib << 20)
     backend.preload()
     launch(create_demo(backend, queue_size=args.queue_size), host=args.host, port=args.port,
            share=True if args.share else None)

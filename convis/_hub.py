@@ -18,17 +18,39 @@ from types import ModuleType
 from typing import Iterator
 from urllib.parse import urlparse
 
+from convis.errors import UserError
+
 CHECKPOINT_SUFFIXES = (".pt", ".bin", ".pth", ".safetensors")
 SCHEMAS = ("hf-hub:", "local-dir:")  # names that carry their own weights; they take no tag
 
 
+class ModelChoiceError(UserError, ValueError):
+    """An unknown model name, weights tag or precision; the message lists the valid ones."""
+
+
+class CheckpointNotFoundError(UserError, FileNotFoundError):
+    """A checkpoint file named as the weights does not exist."""
+
+
+_CONFIG_DIRS = [Path(__file__).resolve().parent / "model_configs"]  # test-tiny; users add theirs
+
+
 @functools.cache
 def open_clip() -> ModuleType:
-    """Import open_clip lazily (a slow import) and register our configs once."""
+    """Import open_clip lazily (a slow import) and register the config folders once."""
     import open_clip
 
-    open_clip.add_model_config(Path(__file__).resolve().parent / "model_configs")
+    for folder in _CONFIG_DIRS:
+        open_clip.add_model_config(folder)
     return open_clip
+
+
+def add_config_dir(folder: Path) -> None:
+    """Register a folder of open_clip model configs (now if open_clip is loaded, else at its import)."""
+    if folder not in _CONFIG_DIRS:
+        _CONFIG_DIRS.append(folder)
+        if open_clip.cache_info().currsize:
+            open_clip().add_model_config(folder)
 
 
 def classify(name: str, pretrained: str, is_default: bool = False) -> str:
@@ -42,7 +64,7 @@ def classify(name: str, pretrained: str, is_default: bool = False) -> str:
     if name not in oc.list_models():
         close = difflib.get_close_matches(name, oc.list_models(), n=1, cutoff=0.5)
         hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise ValueError(f"unknown model '{name}'{hint} "
+        raise ModelChoiceError(f"unknown model '{name}'{hint} "
                          "(see convis.list_models() or open_clip.list_models())")
     if pretrained == "none":
         return "none"
@@ -52,10 +74,10 @@ def classify(name: str, pretrained: str, is_default: bool = False) -> str:
     if path.suffix.lower() in CHECKPOINT_SUFFIXES or os.sep in pretrained or path.exists():
         if not path.is_file():
             why = " (the default weights of this model)" if is_default else ""
-            raise FileNotFoundError(f"checkpoint file not found: {path}{why}")
+            raise CheckpointNotFoundError(f"checkpoint file not found: {path}{why}")
         return "file"
     tags = ", ".join(oc.list_pretrained_tags_by_model(name)) or "none (use a checkpoint file or 'none')"
-    raise ValueError(f"unknown pretrained tag '{pretrained}' for {name}; valid tags: {tags}")
+    raise ModelChoiceError(f"unknown pretrained tag '{pretrained}' for {name}; valid tags: {tags}")
 
 
 def weights_cached(name: str, pretrained: str, kind: str) -> tuple[bool, str]:

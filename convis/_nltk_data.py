@@ -16,6 +16,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from convis.config import cache_root
+from convis.errors import UserError
+
 _log = logging.getLogger(__name__)
 
 # Debian drops `lexnames` (README.Debian); nltk needs it. Order = lexicographer file number.
@@ -31,13 +34,8 @@ _LEXNAMES = (
 _CATEGORY = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
 
 
-class WordNetUnavailableError(RuntimeError):
+class WordNetUnavailableError(UserError, RuntimeError):
     """WordNet 3.0 could not be found or fetched."""
-
-
-def cache_root() -> Path:
-    """The convis cache folder: `$CONVIS_CACHE` or `~/.cache/convis`."""
-    return Path(os.environ.get("CONVIS_CACHE") or "~/.cache/convis").expanduser()
 
 
 def _offline() -> bool:

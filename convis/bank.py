@@ -1,8 +1,6 @@
 """Concept bank: CLIP text embeddings of the concepts T, `(T, D)` unit rows, cached on disk.
 
-Glosses are short and the built-in CLIP text tower is causal with end-of-text pooling, so the
-pooled token never sees the padding after it: batches of length-sorted texts cut to their own
-longest sequence give the padded result for a fraction of the 77-token cost.
+The texts are encoded by `convis.text` (length-bucketed, checked against the padded forward).
 """
 
 from __future__ import annotations
@@ -13,19 +11,18 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from ._lru import LRU
-from .models import Clip
+from convis._lru import LRU
+from convis.config import Progress, cache_root
+from convis.models import Clip
+from convis.text import encode_texts_bucketed
 
 _log = logging.getLogger(__name__)
 
 SEEKS = ("definitions", "lemmas")
-Progress = Callable[[int, int], None]  # (done, total)
 _BANKS: LRU[tuple[str, str], Bank] = LRU(maxsize=4)  # in-process cache: (disk key, device) -> Bank
 
 
@@ -47,108 +44,6 @@ class Bank:
     wordnet_version: str
 
 
-def _truncatable(model: nn.Module) -> bool:
-    """Only open_clip's own CLIP.encode_text with a causal mask and a pooled token that sees no
-    padding is mirrored by `encode_text_truncated`; anything else takes the padded path."""
-    from open_clip.model import CLIP
-
-    return (type(model).encode_text is CLIP.encode_text
-            and getattr(model, "attn_mask", None) is not None
-            and getattr(model, "text_pool_type", None) in ("argmax", "eos", "first"))
-
-
-def encode_text_truncated(model: nn.Module, text: Tensor) -> Tensor:
-    """open_clip 3.3.0 `CLIP.encode_text` for (N, L) tokens with L < context length; unnormalised.
-
-    Public because the synthetic model's training script encodes its texts the same way.
-    Only valid where `_truncatable(model)` holds (a causal tower pooled at a real token).
-    """
-    from open_clip.transformer import text_global_pool
-
-    n_ctx = text.shape[1]
-    cast_dtype = model.transformer.get_cast_dtype()
-    x = model.token_embedding(text).to(cast_dtype)  # (N, L, W)
-    x = x + model.positional_embedding[:n_ctx].to(cast_dtype)
-    x = model.transformer(x, attn_mask=model.attn_mask[:n_ctx, :n_ctx])  # handles batch_first itself
-    x = model.ln_final(x)
-    x = text_global_pool(x, text, model.text_pool_type, eos_token_id=getattr(model, "text_eos_id", None))
-    proj = model.text_projection
-    if proj is not None:
-        x = proj(x) if isinstance(proj, nn.Linear) else x @ proj
-    return x  # (N, D)
-
-
-def _tokenize(texts: list[str], clip: Clip) -> Tensor:
-    # open_clip's tokenizers truncate to the context length and put the end token back last.
-    return clip.tokenizer(texts, context_length=clip.context_length)  # (T, context_length)
-
-
-def _buckets(order: Tensor, lengths: Tensor, batch_size: int, token_budget: int) -> list[Tensor]:
-    """Split length-sorted (longest first) indices into batches of at most `batch_size` texts and
-    `token_budget` padded tokens: long texts go in small batches, short ones in large ones, so
-    little compute is spent on padding."""
-    out, start = [], 0
-    while start < len(order):
-        longest = int(lengths[order[start]])
-        size = max(1, min(batch_size, token_budget // max(longest, 1)))
-        out.append(order[start:start + size])
-        start += size
-    return out
-
-
-def encode_texts_bucketed(texts: list[str], clip: Clip, batch_size: int = 256,
-                          progress: Progress | None = None, token_budget: int = 2048) -> Tensor:
-    """Encode texts in length-sorted batches cut to each batch's longest sequence.
-
-    Args:
-        texts: raw strings, truncated to the model's context length.
-        clip: the model.
-        batch_size: most texts per forward.
-        token_budget: most padded tokens per forward (batch size x its longest text).
-        progress: called with (done, total) after each batch.
-
-    Returns:
-        (T, D) float32 unit rows in the order of `texts`, on clip.device.
-    """
-    if not texts:
-        raise ValueError("no texts to encode")
-    if not _truncatable(clip.model):
-        _log.info("text tower is not open_clip's causal CLIP; using padded batches")
-        return encode_texts_padded(texts, clip, batch_size, progress)
-    tokens = _tokenize(texts, clip)
-    # Last non-zero position + 1: pad id is 0, the end token is non-zero and comes last.
-    lengths = tokens.shape[1] - (tokens != 0).flip(1).int().argmax(1)  # (T,)
-    order = torch.argsort(lengths, descending=True, stable=True)  # longest first: peak memory early
-    out: Tensor | None = None
-    done = 0
-    with torch.inference_mode():
-        for idx in _buckets(order, lengths, batch_size, token_budget):
-            batch = tokens[idx, :int(lengths[idx].max())].to(clip.device)  # (B, L)
-            emb = F.normalize(encode_text_truncated(clip.model, batch).float(), dim=-1)  # (B, D)
-            if out is None:
-                out = torch.empty(len(texts), emb.shape[1], device=clip.device)
-            out[idx.to(clip.device)] = emb
-            done += len(idx)
-            if progress:
-                progress(done, len(texts))
-    assert out is not None
-    return out
-
-
-def encode_texts_padded(texts: list[str], clip: Clip, batch_size: int = 256,
-                        progress: Progress | None = None) -> Tensor:
-    """Reference encoder: plain `encode_text` on full context-length batches. (T, D) float32 unit rows."""
-    if not texts:
-        raise ValueError("no texts to encode")
-    tokens = _tokenize(texts, clip)
-    parts = []
-    for start in range(0, len(texts), batch_size):
-        parts.append(clip.encode_text(tokens[start:start + batch_size]))
-        if progress:
-            progress(min(start + batch_size, len(texts)), len(texts))
-    return torch.cat(parts)
-
-
 def bank_texts(hierarchy: Any, seek: str = "definitions") -> list[str]:
     """The text embedded for each concept, in hierarchy order.
 
@@ -162,11 +57,6 @@ def bank_texts(hierarchy: Any, seek: str = "definitions") -> list[str]:
     if seek == "lemmas":
         return [", ".join(x.replace("_", " ") for x in hierarchy.lemmas(i)) for i in range(len(hierarchy))]
     raise ValueError(f"unknown seek '{seek}'; use one of {', '.join(SEEKS)}")
-
-
-def default_cache_dir() -> Path:
-    """Root of convis' disk caches: $CONVIS_CACHE or ~/.cache/convis."""
-    return Path(os.environ.get("CONVIS_CACHE") or Path.home() / ".cache" / "convis")
 
 
 def bank_key(model_id: str, vocabulary: str, wordnet_version: str, seek: str,
@@ -202,7 +92,7 @@ def load_bank(clip: Clip, hierarchy: Any, seek: str = "definitions", cache_dir: 
     key, meta = bank_key(clip.model_id, vocab, version, seek, texts, precision)
     if (key, str(clip.device)) in _BANKS:  # memory first, whatever cache_dir says
         return _BANKS[(key, str(clip.device))]
-    path = (cache_dir or default_cache_dir()) / "banks" / f"{key}.safetensors"
+    path = (cache_dir or cache_root()) / "banks" / f"{key}.safetensors"
     emb = None
     if path.is_file():
         try:

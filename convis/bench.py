@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torchvision import transforms
 
 from convis import saliency as sal
 from convis.config import GridConfig
+from convis.shell import add_engine_args, load_engine
 from convis.windows import crop_windows, grid_boxes
 
 DEFAULT_IMAGE = Path(__file__).resolve().parents[1] / "assets" / "examples" / "cat.jpg"
@@ -41,10 +41,7 @@ def reference_seconds_per_window(engine, index, concept: str, sample: int, seed:
     full ranks over T and the subtree's best rank. Timed on `sample` of the 1,800 windows."""
     clip = engine.clip
     pil = Image.fromarray((index.padded.permute(1, 2, 0) * 255).round().byte().numpy())
-    prep = transforms.Compose([
-        transforms.Resize(clip.image_size, interpolation=transforms.InterpolationMode.BICUBIC),
-        transforms.CenterCrop(clip.image_size), transforms.ToTensor(), transforms.Normalize(clip.mean, clip.std),
-    ])
+    prep = clip.preprocess  # the model's own open_clip transform, as the reference preprocesses
     boxes = grid_boxes(GridConfig(only_touching=False))
     pick = np.random.default_rng(seed).choice(len(boxes), size=min(sample, len(boxes)), replace=False)
     sub = engine.hierarchy.subtree(concept)
@@ -61,13 +58,31 @@ def reference_seconds_per_window(engine, index, concept: str, sample: int, seed:
     return seconds / len(pick)
 
 
+def picture_figures(seed: int) -> dict:
+    """Model-free costs: MaxBoxAcc's sweep per grid-like map, and a six-panel Figure-1 grid."""
+    from scipy import ndimage
+
+    from convis import figure
+    from convis.boxes import box_accuracy
+
+    rng = np.random.default_rng(seed)
+    coarse = ndimage.gaussian_filter(rng.random((200, 14, 14)), (0, 1.5, 1.5))
+    maps = [np.kron(c, np.ones((16, 16))) for c in coarse]  # (224, 224), 16-px blocks like ConVis maps
+    _, box_s = _timed(lambda: box_accuracy(maps, [[(50, 50, 150, 150)]] * len(maps)), torch.device("cpu"))
+    big = rng.integers(0, 256, (600, 800, 3), dtype=np.uint8)
+    six = [m / m.max() for m in maps[:6]]
+    _, grid_s = _timed(lambda: figure.grid(big, six, [f"c{i}" for i in range(6)]), torch.device("cpu"))
+    return {"box_accuracy_ms_per_map": round(1000 * box_s / len(maps), 3),
+            "render_grid_six_panels_seconds": round(grid_s, 3)}
+
+
 def run_bench(args: argparse.Namespace) -> dict:
     """Measure everything `convis bench` reports; returns the JSON-able figures."""
-    from convis.bank import bank_texts, encode_texts_bucketed, encode_texts_padded
-    from convis.engine import Engine
+    from convis.bank import bank_texts
+    from convis.text import encode_texts_bucketed, encode_texts_padded
     from convis.image import load_image
 
-    engine = Engine.load(args.model, args.pretrained, args.vocabulary, device=args.device, precision=args.precision)
+    engine = load_engine(args)
     clip, hier = engine.clip, engine.hierarchy
     dev = clip.device
     image = load_image(args.image)
@@ -135,6 +150,7 @@ def run_bench(args: argparse.Namespace) -> dict:
         "bank_max_abs_diff": float((padded_emb - bucketed_emb).abs().max()),
         "bank_full_padded_seconds_est": round(padded_s * scale, 1),
         "bank_full_bucketed_seconds_est": round(bucketed_s * scale, 1),
+        **picture_figures(args.seed),
     }
 
 
@@ -151,12 +167,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def add_bench_parser(sub) -> None:
     """Register `convis bench` on the CLI's subparsers."""
     p = sub.add_parser("bench", help="benchmark: index vs the reference loop, map latency, bank")
-    p.add_argument("--model", default="ViT-B-32")
-    p.add_argument("--pretrained", default="none", help="random init by default: same speed as trained")
-    p.add_argument("--vocabulary", default="physical")
+    add_engine_args(p)  # --pretrained none: random init, as fast as trained weights and offline
     p.add_argument("--image", default=str(DEFAULT_IMAGE))
-    p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="auto")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--reference-sample", type=int, default=120, help="reference windows actually timed")
     p.add_argument("--bank-sample", type=int, default=480, help="glosses timed for the bank figures")

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-Box = tuple[int, int, int, int]
+Box = tuple[int, int, int, int]  # (x0, y0, x1, y1), x1/y1 exclusive
+THRESHOLDS = np.arange(0.0, 1.0, 0.01)  # the paper's and wsolevaluation's sweep, 0.00..0.99
 
 # 4-connectivity: scipy's default structure in 2D is the cross, written out so it cannot drift.
 _FOUR = ndimage.generate_binary_structure(2, 1)
@@ -63,15 +64,22 @@ def iou(a: Box, b: Box) -> float:
     return float(iou_matrix([a], [b])[0, 0])
 
 
+def threshold_levels(saliency: np.ndarray, thresholds: np.ndarray = THRESHOLDS) -> np.ndarray:
+    """(H, W) int: how many of the (sorted) thresholds each pixel reaches; NaN reaches none.
+
+    Pixel in the mask ``saliency >= thresholds[j]``  <=>  its level is > j: one array holds the
+    masks of the whole sweep.
+    """
+    return np.searchsorted(thresholds, np.where(np.isnan(saliency), -np.inf, saliency), side="right")
+
+
 def _sweep(s: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every 4-connected component of ``s >= t`` for every t in ``thresholds`` (sorted ascending).
 
     Returns boxes (C, 4), areas (C,) and each component's threshold index (C,), grouped by
     threshold index and, within a threshold, in label order (raster order of the first pixel).
     """
-    # q[y, x] = how many thresholds the pixel reaches: pixel in mask j  <=>  q > j. NaN reaches none.
-    q = np.searchsorted(thresholds, np.where(np.isnan(s), -np.inf, s), side="right")  # (H, W)
-    q = q.astype(np.int16 if thresholds.size < 2**15 else np.int64)  # narrow ints: faster compares
+    q = threshold_levels(s, thresholds).astype(np.int16 if thresholds.size < 2**15 else np.int64)  # narrow ints: faster compares
     # Merging identical adjacent rows/cols changes no component, only areas and coordinates, which
     # we map back; ConVis grid maps are constant on 16-px blocks, so 224x224 shrinks to 14x14.
     runs = []
@@ -107,7 +115,7 @@ def _sweep(s: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarra
 def box_accuracy(
     maps: Sequence[np.ndarray],
     gt_boxes: Sequence[Sequence[Box]],
-    thresholds: np.ndarray | Sequence[float] = np.arange(0.0, 1.0, 0.01),
+    thresholds: np.ndarray | Sequence[float] = THRESHOLDS,
     iou_threshold: float = 0.5,
     v2_iou_thresholds: Sequence[float] = (0.3, 0.5, 0.7),
 ) -> dict:

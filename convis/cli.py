@@ -7,47 +7,22 @@ import json
 import logging
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from convis.config import GridConfig, StochasticConfig
-
-STYLES = ("overlay", "mask", "grid")
-
-
-class _Bar:
-    """(done, total) callback drawing a tqdm bar on stderr."""
-
-    def __init__(self, desc: str) -> None:
-        self.desc, self.bar = desc, None
-
-    def __call__(self, done: int, total: int) -> None:
-        from tqdm import tqdm
-
-        if self.bar is None:
-            self.bar = tqdm(total=total, desc=self.desc, unit="it", leave=False, file=sys.stderr)
-        self.bar.update(done - self.bar.n)
-        if done >= total:
-            self.bar.close()
+from convis.errors import UserError
+from convis.render import STYLES
+from convis.shell import Bar, add_engine_args, load_engine
 
 
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="ViT-B-32", help="open_clip arch, arch/tag, hf-hub:org/repo, test-tiny")
-    p.add_argument("--pretrained", default="openai", help="weights tag, checkpoint file, or 'none' (random)")
-    p.add_argument("--vocabulary", default="physical", help="physical | nouns | wordlist:PATH | synsets:PATH | synthetic-shapes")
-    p.add_argument("--seek", default="definitions", choices=("definitions", "lemmas"))
-    p.add_argument("--device", default="auto")
+    add_engine_args(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the noise border")
     p.add_argument("--batch-size", type=int, default=64)
-
-
-def _engine(args: argparse.Namespace):
-    from convis.engine import Engine
-
-    return Engine.load(args.model, args.pretrained, args.vocabulary, args.seek, args.device,
-                       progress=_Bar("encoding concepts"))
 
 
 def _index(engine, path: str, args: argparse.Namespace, config: GridConfig | None = None):
@@ -55,7 +30,7 @@ def _index(engine, path: str, args: argparse.Namespace, config: GridConfig | Non
 
     image = load_image(path)
     config = config or GridConfig(seed=args.seed)
-    return image, engine.index(image, config, args.batch_size, _Bar("indexing windows"))
+    return image, engine.index(image, config, args.batch_size, Bar("indexing windows"))
 
 
 def _explain_maps(engine, index, names: list[str], phrases, args: argparse.Namespace) -> np.ndarray:
@@ -63,7 +38,7 @@ def _explain_maps(engine, index, names: list[str], phrases, args: argparse.Names
     parts = []
     if names and args.method == "stochastic":
         cfg = StochasticConfig(seed=args.seed)
-        parts += [engine.stochastic(index, n, cfg, _Bar(f"stochastic {n}"))[None] for n in names]
+        parts += [engine.stochastic(index, n, cfg, Bar(f"stochastic {n}"))[None] for n in names]
     elif names and args.method == "raw":
         parts.append(index.raw_saliency_many(names, engine.bank.embeddings, size=0))
     elif names:
@@ -74,16 +49,16 @@ def _explain_maps(engine, index, names: list[str], phrases, args: argparse.Names
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from convis import render
+    from convis import figure, render
     from convis.boxes import map_to_box
     from convis.wordnet_hints import resolve_concept
 
     concepts, texts = args.concept or [], args.text or []
     if not concepts and not texts:
-        raise ValueError("say what to map: --concept SYNSET and/or --text \"a phrase\"")
+        raise UserError("say what to map: --concept SYNSET and/or --text \"a phrase\"")
     if texts and args.method in ("stochastic", "raw"):
-        raise ValueError(f"--text maps use the grid (or gamma) method, not {args.method}; drop --method")
-    engine = _engine(args)
+        raise UserError(f"--text maps use the grid (or gamma) method, not {args.method}; drop --method")
+    engine = load_engine(args)
     # Fail fast, before the window pass; a WordNet noun outside T gets its nearest hypernym in T.
     names = [resolve_concept(engine.hierarchy, c) for c in concepts]
     phrases = None
@@ -99,20 +74,17 @@ def cmd_explain(args: argparse.Namespace) -> int:
     labels = names + [f'"{t}"' for t in texts]
     crop = np.asarray(image.crop(index.crop.box))
     boxes = [map_to_box(m, args.box) if args.box is not None else None for m in maps]
-    if args.style == "grid" or len(labels) > 1:
-        style = "white" if args.style == "mask" else "overlay"
-        out = render.grid(crop, list(maps), labels, style=style, cmap=args.cmap, alpha=args.alpha,
-                          exponent=args.exponent)
+    look = {"cmap": args.cmap, "alpha": args.alpha, "exponent": args.exponent, "threshold": args.threshold}
+    if args.grid or len(labels) > 1:
+        out = figure.grid(crop, list(maps), labels, style=args.style, **look)
     else:
-        m = render.resize_map(maps[0], crop.shape[:2])
-        out = (render.white_blend(crop, m, exponent=args.exponent) if args.style == "mask"
-               else render.overlay(crop, m, cmap=args.cmap, alpha=args.alpha))
+        out = render.panel(crop, maps[0], args.style, **look)
         if boxes[0] is not None:
             sy, sx = crop.shape[0] / maps.shape[-2], crop.shape[1] / maps.shape[-1]
             x0, y0, x1, y1 = boxes[0]
             out = render.draw_box(out, tuple(int(round(v)) for v in (x0 * sx, y0 * sy, x1 * sx, y1 * sy)))
         if args.colorbar:
-            out = render.colorbar(out, args.cmap)
+            out = figure.colorbar(out, args.cmap)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_bytes(render.to_png_bytes(out))
     if args.npy:
@@ -127,7 +99,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_top(args: argparse.Namespace) -> int:
-    engine = _engine(args)
+    engine = load_engine(args)
     _, index = _index(engine, args.image, args)
     top = index.top_concepts(args.k)
     h = engine.hierarchy
@@ -172,7 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", action="append", help='free-text phrase, e.g. "a red sports car" (repeatable)')
     p.add_argument("--whole", action="store_true",
                    help="map the whole picture (short side 224, the photo's aspect) instead of the centre square")
-    p.add_argument("--style", choices=STYLES, default="overlay", help="mask = the paper's white blend")
+    p.add_argument("--style", choices=STYLES, default="overlay",
+                   help="white = the paper's white blend; mask = only the pixels above --threshold")
+    p.add_argument("--grid", action="store_true", help="the Figure-1 grid even for one concept")
+    p.add_argument("--threshold", type=float, default=0.5, help="threshold of the mask style")
     p.add_argument("--method", choices=("grid", "gamma", "stochastic", "raw"), default="grid",
                    help="raw = window-to-gloss cosine without the rank (ablation)")
     p.add_argument("--cmap", default="jet")
@@ -207,14 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_concepts)
 
     from convis.bench import add_bench_parser
+    from convis.eval.cli import add_eval_parser
 
     add_bench_parser(sub)
-    try:
-        from convis.eval.cli import add_eval_parser
-    except ImportError:  # the evaluation harness is optional
-        pass
-    else:
-        add_eval_parser(sub)
+    add_eval_parser(sub)
     return parser
 
 
@@ -225,7 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except (KeyError, ValueError, FileNotFoundError, RuntimeError) as e:
-        # Library errors carry the fix in their message; a traceback would bury it.
+    except UserError as e:
+        # A user error carries the fix in its message; a traceback would bury it (-v shows it).
+        # Anything else is a bug and propagates with its traceback.
+        if args.verbose:
+            traceback.print_exc()
         print(f"convis: error: {e}", file=sys.stderr)
         return 2

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+
+Progress = Callable[[int, int], None]  # (done, total) callback of long work: windows, texts, images
+
+
+def cache_root() -> Path:
+    """The one root of convis' disk caches (banks/, hierarchy/, nltk_data/): $CONVIS_CACHE or ~/.cache/convis."""
+    return Path(os.environ.get("CONVIS_CACHE") or "~/.cache/convis").expanduser()
 
 
 @dataclass(frozen=True)

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image
 
-from convis.bank import Bank, encode_texts_bucketed, load_bank
-from convis.config import GridConfig, StochasticConfig
+from convis.bank import Bank, load_bank
+from convis.config import GridConfig, Progress, StochasticConfig
+from convis.text import encode_texts_bucketed
 from convis.hierarchy import Hierarchy
 from convis.index import ImageIndex, InputSpec, build_index, stochastic_saliency
 from convis.models import Clip, load_model
 from convis.wordnet import load_hierarchy
 
-Progress = Callable[[int, int], None]
 MAX_TEXT_CHARS = 1000  # a phrase is cut here before tokenising (the tokenizer then cuts to the context)
 
 

@@ -13,11 +13,12 @@ import numpy as np
 
 from convis import _dag
 from convis._lookup import Lookup, is_sense_name
+from convis.errors import UserError
 
 Key = int | str  # a node index, or anything `resolve` accepts
 
 
-class UnknownConceptError(KeyError, ValueError):
+class UnknownConceptError(UserError, KeyError, ValueError):
     """A query matched no concept of the hierarchy; the message suggests close names."""
 
     def __str__(self) -> str:  # KeyError would repr() the message
@@ -80,10 +81,6 @@ class Hierarchy:
             return int(key)
         i = self._pos.get(key)
         return self._pos[self.resolve(key)] if i is None else i
-
-    def name(self, key: Key) -> str:
-        """Synset name of a node."""
-        return self.ids[self.index(key)]
 
     def gloss(self, key: Key) -> str:
         """WordNet definition of a node."""

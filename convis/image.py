@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from convis.errors import UserError
+
 MIN_SIDE = 16  # smaller images cannot be split into meaningful windows
 # The pixel budget, checked from the file's header before anything is decoded: a 0.3 MB PNG can
 # declare 169 Mpx (7 GB as float). 40 Mpx covers every phone and DSLR photo; held here so that
@@ -26,7 +28,7 @@ _HIGH_DEPTH = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 _ALPHA = ("RGBA", "LA", "PA", "La", "RGBa")
 
 
-class ImageError(ValueError):
+class ImageError(UserError, ValueError):
     """An input that cannot be used as an image; the message tells the user what to do."""
 
 

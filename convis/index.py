@@ -20,7 +20,7 @@ from PIL import Image
 from convis import cosine
 from convis import saliency as sal
 from convis.chains import collapse_chains as collapse_chains_of
-from convis.config import GridConfig, StochasticConfig
+from convis.config import GridConfig, Progress, StochasticConfig
 from convis.hierarchy import Hierarchy
 from convis.windows import (CropBox, crop_windows, grid_boxes, map_shape, pad_with_noise, prepare_image,
                             prepare_whole)
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from convis.models import Clip
 
 Encoder = Callable[[torch.Tensor], torch.Tensor]  # (N, 3, S, S) normalised -> (N, D)
-Progress = Callable[[int, int], None]  # (windows done, windows total)
 
 
 @dataclass(frozen=True)
@@ -138,7 +137,7 @@ class ImageIndex:
         """(C, N) window values -> (C, H, W) maps: the accumulation shared by every map kind."""
         (h, w), p = self.grid_shape, self.config.pad
         maps = sal.grid_maps(values, self.boxes, (h + 2 * p, w + 2 * p), p, (h, w), higher_is_better)
-        return resize_maps(maps, self.map_shape(size))
+        return sal.resize_maps(maps, self.map_shape(size))
 
     def saliency_many(self, concepts: Sequence[str], size: int | tuple[int, int] | None = None) -> np.ndarray:
         """Maps for several concepts.
@@ -226,17 +225,6 @@ class ImageIndex:
             return collapse_chains_of(self.hierarchy, scores, k)
         top = np.argsort(-scores, kind="stable")[:k]
         return [(self.hierarchy.ids[i], float(scores[i])) for i in top]
-
-
-def resize_maps(maps: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of (C, h, w) maps to (C, size, size) or (C, H, W); 0 or their own size
-    returns them as they are."""
-    shape = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
-    if size == 0 or shape == maps.shape[-2:]:
-        return maps
-    t = torch.from_numpy(maps)[:, None]  # (C, 1, h, w)
-    out = F.interpolate(t, size=shape, mode="bilinear", align_corners=False)
-    return out[:, 0].clamp_(0.0, 1.0).numpy()
 
 
 def index_image(

@@ -13,17 +13,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convis import _hub
+from convis._hub import ModelChoiceError
 from convis._lru import LRU, memoize
-from convis._hub import CHECKPOINT_SUFFIXES  # noqa: F401  # re-exported: part of this module's surface
+from convis.errors import UserError
 
 _log = logging.getLogger(__name__)
 
-_REPO_ROOT = Path(__file__).resolve().parents[1]
 # Names whose weights are not an open_clip tag: used when the caller keeps the "openai" default.
-DEFAULT_PRETRAINED: dict[str, str] = {
-    "test-tiny": "none",
-    "synthetic-shapes": str(_REPO_ROOT / "assets/models/synthetic-shapes.safetensors"),
-}
+# Users add theirs with `register_model` (the evaluation registers its synthetic-shapes model).
+DEFAULT_PRETRAINED: dict[str, str] = {"test-tiny": "none"}
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 _NONE = (None, "none", "")
 _FIXES = ("Fixes: connect to the internet once so the weights are downloaded into the Hugging Face cache "
@@ -31,7 +29,7 @@ _FIXES = ("Fixes: connect to the internet once so the weights are downloaded int
           "or use --model test-tiny to run offline (random weights).")
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(UserError, RuntimeError):
     """Weights could not be fetched or read."""
 
 
@@ -53,6 +51,17 @@ MODELS: dict[str, ModelSpec] = {f"{s.name}/{s.pretrained}": s for s in (
     ModelSpec("ViT-L-14", "laion2b_s32b_b82k", "OpenCLIP ViT-L/14 trained on LAION-2B"),
     ModelSpec("test-tiny", "none", "tiny seeded random CLIP (32-d, 64 px) for tests and offline demos"),
 )}
+
+
+def register_model(name: str, weights: str | Path, config_dir: Path | None = None) -> None:
+    """Make `name` load `weights` by default; `config_dir` holds its open_clip config (`<name>.json`).
+
+    The way open_clip's `add_model_config` works: the caller owns the files, the core only knows
+    what it is told.
+    """
+    DEFAULT_PRETRAINED[name] = str(weights)
+    if config_dir is not None:
+        _hub.add_config_dir(Path(config_dir))
 
 
 def list_models() -> list[str]:
@@ -83,6 +92,7 @@ class Clip:
     dtype: torch.dtype
     context_length: int
     fingerprint: str = ""  # short hash of a local checkpoint file, so model_id changes with the weights
+    preprocess: Callable[[Any], Tensor] | None = None  # open_clip's own inference transform: PIL -> (3, S, S)
 
     @property
     def model_id(self) -> str:
@@ -114,7 +124,7 @@ def _resolve_precision(precision: str, device: torch.device) -> str:
     if precision == "auto":
         return "fp16" if device.type == "cuda" else "fp32"
     if precision not in _DTYPES:
-        raise ValueError(f"unknown precision '{precision}'; use auto, {', '.join(_DTYPES)}")
+        raise ModelChoiceError(f"unknown precision '{precision}'; use auto, {', '.join(_DTYPES)}")
     return precision
 
 
@@ -194,9 +204,12 @@ def _load(name: str, pretrained: str, kind: str, device: str, precision: str, st
     model.eval()
     cfg = oc.get_model_preprocess_cfg(model)
     size = cfg["size"]
+    from open_clip.transform import PreprocessCfg, image_transform_v2
+
+    preprocess = image_transform_v2(PreprocessCfg(**model.visual.preprocess_cfg), is_train=False)
     return Clip(model=model, tokenizer=tokenizer, name=name, pretrained=pretrained,
                 image_size=int(size if isinstance(size, int) else size[0]),
                 mean=tuple(float(v) for v in cfg["mean"]), std=tuple(float(v) for v in cfg["std"]),
                 device=torch.device(device), dtype=_DTYPES[precision],
                 context_length=int(getattr(model, "context_length", None) or tokenizer.context_length),
-                fingerprint=_hub.fingerprint(pretrained) if kind == "file" else "")
+                fingerprint=_hub.fingerprint(pretrained) if kind == "file" else "", preprocess=preprocess)

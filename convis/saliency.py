@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 
 from convis.config import StochasticConfig
 
@@ -81,6 +82,23 @@ def normalise(maps: np.ndarray, invert: bool) -> np.ndarray:
     span = np.where(hi > lo, hi - lo, 1.0)
     out = (hi - maps) / span if invert else (maps - lo) / span
     return np.where(hi > lo, out, 0.0).astype(np.float32)
+
+
+def resize_maps(maps: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of an (h, w) map or a (C, h, w) stack to (H, W) (an int: square); float32 in [0, 1].
+
+    PIL's bilinear filter: plain bilinear when enlarging, and when shrinking (a small display,
+    a crop under 224 px) its support widens to cover every source pixel, so a thin peak is
+    averaged in, not skipped as by 4-tap bilinear (`F.interpolate` without antialias).
+    """
+    m = np.asarray(maps, dtype=np.float32)
+    hw = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    if m.shape[-2:] == hw:
+        return m
+    flat = m.reshape(-1, *m.shape[-2:])  # (C, h, w)
+    out = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(x)).resize(hw[::-1], Image.Resampling.BILINEAR))
+                    for x in flat])  # mode "F": float32 in and out
+    return np.clip(out, 0.0, 1.0).reshape(*m.shape[:-2], *hw)
 
 
 def grid_maps(

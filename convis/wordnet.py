@@ -6,9 +6,11 @@ ones that use nltk, and only inside functions: `import convis` stays fast and ne
 
 from __future__ import annotations
 
+import functools
 import glob
 import gzip
 import hashlib
+import inspect
 import logging
 import os
 import re
@@ -17,18 +19,37 @@ from pathlib import Path
 from typing import Any
 
 from convis._lru import LRU
-from convis._nltk_data import WordNetUnavailableError, cache_root, wordnet_reader
+from convis._nltk_data import WordNetUnavailableError, wordnet_reader
+from convis.config import cache_root
+from convis.errors import UserError
 from convis.hierarchy import Hierarchy
 
 _log = logging.getLogger(__name__)
 
+
+class VocabularyError(UserError, ValueError):
+    """An unknown vocabulary name, or a list file with an entry WordNet cannot place."""
+
+
+class VocabularyFileError(UserError, FileNotFoundError):
+    """A wordlist:PATH or synsets:PATH file that does not exist."""
+
 # Re-exported: callers import the reader, its error and the cache root from here.
-__all__ = ["BUILTIN_LISTS", "VOCABULARIES", "WordNetUnavailableError", "build_hierarchy", "cache_root", "load_hierarchy",
+__all__ = ["LISTS", "WordNetUnavailableError", "build_hierarchy", "load_hierarchy", "register_vocabulary", "vocabularies",
            "wordnet_reader"]
 
-VOCABULARIES = ("physical", "wordlist:PATH", "synsets:PATH", "nouns", "synthetic-shapes")
-# Named synset lists that ship with the package (the synthetic world's figures and textures).
-BUILTIN_LISTS = {"synthetic-shapes": Path(__file__).resolve().parent / "data" / "synthetic-shapes.txt"}
+# Named synset lists, registered by their users (the evaluation registers its synthetic world's).
+LISTS: dict[str, Path] = {}
+
+
+def register_vocabulary(name: str, synset_list: Path) -> None:
+    """Offer a synset list file (see `read_synset_list`) as the vocabulary `name`."""
+    LISTS[name] = Path(synset_list)
+
+
+def vocabularies() -> tuple[str, ...]:
+    """The vocabulary names `load_hierarchy` takes (PATH = a file of yours)."""
+    return ("physical", "wordlist:PATH", "synsets:PATH", "nouns", *LISTS)
 
 
 def _semcor_counts(wn: Any) -> dict[str, int]:
@@ -88,25 +109,36 @@ def _nouns(wn: Any) -> dict[Any, list[Any]]:
     return {s: s.hypernyms() + s.instance_hypernyms() for s in wn.all_synsets("n")}
 
 
+@functools.cache
+def _rule_hash(*rules: Callable[..., Any]) -> str:
+    """Hash of the code that builds a vocabulary: a changed build rule misses the old disk cache."""
+    code = "".join(inspect.getsource(f) for f in (*rules, build_hierarchy, _closure))
+    return hashlib.sha1(code.encode()).hexdigest()[:8]
+
+
 def _resolve_vocabulary(vocabulary: str) -> tuple[str, Path | None, str]:
-    """(stored name, list file or None, cache key). Lists are keyed by a hash of their content,
-    so an edited list is rebuilt: "wordlist:<basename>@<sha1[:10]>", "synthetic-shapes@<sha1[:10]>"."""
+    """(stored name, list file or None, cache key). The cache key holds a hash of the build rule
+    and lists also a hash of their content, so an edited rule or list is rebuilt:
+    "physical~r<rule>", "wordlist:<basename>@<sha1[:10]>~r<rule>"."""
     if vocabulary in ("physical", "nouns"):
-        return vocabulary, None, vocabulary
-    if vocabulary in BUILTIN_LISTS:
-        path = BUILTIN_LISTS[vocabulary]
-        return vocabulary, path, f"{vocabulary}@{hashlib.sha1(path.read_bytes()).hexdigest()[:10]}"
+        rules = (_physical, _semcor_counts) if vocabulary == "physical" else (_nouns,)
+        return vocabulary, None, f"{vocabulary}~r{_rule_hash(*rules)}"
+    if vocabulary in LISTS:
+        path = LISTS[vocabulary]
+        name = f"{vocabulary}@{hashlib.sha1(path.read_bytes()).hexdigest()[:10]}"
+        return vocabulary, path, f"{name}~r{_rule_hash(_synsets, read_synset_list)}"
     kind, sep, rest = vocabulary.partition(":")
     if not sep or kind not in ("wordlist", "synsets"):
-        choices = ", ".join(map(repr, VOCABULARIES))
-        raise ValueError(f"unknown vocabulary {vocabulary!r}; choose one of {choices}")
+        choices = ", ".join(map(repr, vocabularies()))
+        raise VocabularyError(f"unknown vocabulary {vocabulary!r}; choose one of {choices}")
     path = Path(rest).expanduser()
     if not path.is_file():
         what = "one noun per line" if kind == "wordlist" else "one synset name (dog.n.01) per line, # comments"
-        raise FileNotFoundError(f"{kind} file {str(path)!r} (vocabulary {vocabulary!r}) does not exist; "
+        raise VocabularyFileError(f"{kind} file {str(path)!r} (vocabulary {vocabulary!r}) does not exist; "
                                 f"give a UTF-8 text file with {what}")
     name = f"{kind}:{path.name}@{hashlib.sha1(path.read_bytes()).hexdigest()[:10]}"
-    return name, path, name
+    rules = (_wordlist,) if kind == "wordlist" else (_synsets, read_synset_list)
+    return name, path, f"{name}~r{_rule_hash(*rules)}"
 
 
 def read_synset_list(path: Path) -> list[str]:
@@ -127,9 +159,9 @@ def _synsets(wn: Any, path: Path) -> dict[Any, list[Any]]:
             lemma = name.split(".")[0]
             near = [x.name() for x in wn.synsets(lemma, pos="n")][:3]
             hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
-            raise ValueError(f"{path.name}: unknown synset {name!r}{hint}") from None
+            raise VocabularyError(f"{path.name}: unknown synset {name!r}{hint}") from None
         if s.pos() != "n" or not (s.hypernyms() or s.name() == "entity.n.01"):
-            raise ValueError(f"{path.name}: {name!r} is not a noun class under entity.n.01 (an instance "
+            raise VocabularyError(f"{path.name}: {name!r} is not a noun class under entity.n.01 (an instance "
                              "or another part of speech); list its class instead")
         start.append(s)
     parents: dict[Any, list[Any]] = {}  # filled depth-first: the same order on every run
@@ -148,7 +180,7 @@ def build_hierarchy(vocabulary: str = "physical") -> Hierarchy:
     Args:
         vocabulary: "physical" (default), "nouns" (all 82,115 noun synsets), "wordlist:PATH" (the
             paper's rule: every noun sense of every word, with its hypernyms), "synsets:PATH" (the
-            listed synsets with their hypernyms) or "synthetic-shapes" (the synthetic world).
+            listed synsets with their hypernyms) or a registered list (`register_vocabulary`).
     """
     name, path, _ = _resolve_vocabulary(vocabulary)
     wn = wordnet_reader()
@@ -158,7 +190,7 @@ def build_hierarchy(vocabulary: str = "physical") -> Hierarchy:
         words = [w.strip() for w in path.read_text(encoding="utf-8-sig").splitlines() if w.strip()]
         parents = _wordlist(wn, words)
         if not parents:
-            raise ValueError(f"no word of {str(path)!r} is a WordNet noun with a path to entity.n.01")
+            raise VocabularyError(f"no word of {str(path)!r} is a WordNet noun with a path to entity.n.01")
     else:  # synsets:PATH or a built-in list
         parents = _synsets(wn, path)
     nodes = list(parents)

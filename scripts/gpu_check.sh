@@ -12,6 +12,6 @@ assert torch.cuda.is_available(), "no CUDA device: this script is for GPU machin
 print({"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "cuda": torch.version.cuda})
 PYEOF
 echo "== ViT-B-32, fp16, batch 256 =="
-$PY -m convis bench --device cuda --precision fp16 --batch-size 256 --reference-sample 200 --json "$@"
+$PY -m convis bench --pretrained none --device cuda --precision fp16 --batch-size 256 --reference-sample 200 --json "$@"
 echo "== ViT-B-32, fp32, batch 256 =="
-$PY -m convis bench --device cuda --precision fp32 --batch-size 256 --reference-sample 200 --json "$@"
+$PY -m convis bench --pretrained none --device cuda --precision fp32 --batch-size 256 --reference-sample 200 --json "$@"

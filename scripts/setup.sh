@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DEV=0; [ "${1:-}" = "--dev" ] && DEV=1
 PY=${PYTHON:-python3}
-# torch first, pinned to a pair that co-installs with torchvision (see README, "Install notes").
+# torch first, pinned to a pair that co-installs with torchvision; override with TORCH_SPEC="torch==... torchvision==...".
 TORCH_SPEC=${TORCH_SPEC:-"torch==2.14.1 torchvision==0.29.1"}
 
 apt_packages="wordnet-base wordnet-sense-index"

@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from convis.bank import encode_text_truncated, bank_texts  # the engine's exact cut-padding forward
+from convis.bank import bank_texts
+from convis.text import encode_text_truncated  # the engine's exact cut-padding forward
 from convis.eval import shapes
 from convis.windows import crop_windows, pad_with_noise
 
@@ -125,7 +126,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core box)")
-    p.add_argument("--out", type=Path, default=ROOT / "assets/models/synthetic-shapes.safetensors")
+    p.add_argument("--out", type=Path, default=ROOT / "convis/eval/assets/synthetic-shapes.safetensors")
     args = p.parse_args()
     start = time.perf_counter()
     torch.set_num_threads(args.threads)

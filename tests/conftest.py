@@ -1,14 +1,26 @@
 """Shared test setup. The environment is set before anything imports huggingface_hub or gradio."""
 
 import os
+import shutil
+import time
+from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # else every weight lookup waits ~46 s on the network
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-# Bank and hierarchy caches go to a private folder (not /tmp, not the user's ~/.cache).
-os.environ["CONVIS_CACHE"] = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                          ".pytest_cache", "convis-cache")
+# Bank, hierarchy and WordNet caches go to a private folder (not /tmp, not the user's ~/.cache),
+# fresh for every run: the build paths run each time, as in CI, and the hits are tested after them.
+_CACHES = Path(__file__).resolve().parents[1] / ".pytest_cache" / "convis-cache"
+for _old in _CACHES.glob("run-*"):
+    if time.time() - _old.stat().st_mtime > 24 * 3600:  # left behind by an interrupted run
+        shutil.rmtree(_old, ignore_errors=True)
+RUN_CACHE = _CACHES / f"run-{os.getpid()}"
+os.environ["CONVIS_CACHE"] = str(RUN_CACHE)
 
 import pytest  # noqa: E402
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(RUN_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

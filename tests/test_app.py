@@ -442,7 +442,7 @@ def test_odd_but_valid_uploads_are_indexed(kind, toy_backend, tmp_path):
 
 
 @pytest.mark.wordnet
-@pytest.mark.skipif(not Path(__import__("convis.models").models.DEFAULT_PRETRAINED["synthetic-shapes"]).is_file(),
+@pytest.mark.skipif(not (Path(__import__("convis.eval").eval.ASSETS) / "synthetic-shapes.safetensors").is_file(),
                     reason="no synthetic-shapes weights")
 def test_the_shipped_synthetic_model_is_an_offline_demo():
     """`python app.py --model synthetic-shapes --vocabulary synthetic-shapes`: a trained model that

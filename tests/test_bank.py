@@ -1,10 +1,12 @@
-"""convis.bank: length-bucketed text forward equals the padded one; the disk cache."""
+"""convis.text and convis.bank: length-bucketed text forward equals the padded one; the disk cache."""
 
 import pytest
 import torch
 
 from convis import bank as bank_mod
-from convis.bank import Bank, bank_key, bank_texts, encode_texts_bucketed, encode_texts_padded, load_bank
+from convis import text as text_mod
+from convis.bank import Bank, bank_key, bank_texts, load_bank
+from convis.text import encode_texts_bucketed, encode_texts_padded
 from convis.hierarchy import toy_hierarchy
 
 PLANET = ("(astronomy) any of the nine large celestial bodies in the solar system that revolve around the "
@@ -78,11 +80,21 @@ def test_bucketed_keeps_order(tiny_clip):
     torch.testing.assert_close(single[0], full[3], rtol=0, atol=1e-5)
 
 
-def test_untruncatable_model_falls_back_to_padded(tiny_clip, monkeypatch):
-    monkeypatch.setattr(bank_mod, "_truncatable", lambda model: False)
-    monkeypatch.setattr(bank_mod, "encode_text_truncated", None)  # would fail if called
+def test_a_tower_that_differs_falls_back_to_padded(tiny_clip, monkeypatch):
+    """The check is behavioural: a cut-padding path that gives other embeddings is not used."""
+    real = text_mod.encode_text_truncated
+    monkeypatch.setattr(text_mod, "_AGREES", text_mod.weakref.WeakKeyDictionary())  # forget the verdict
+    monkeypatch.setattr(text_mod, "encode_text_truncated", lambda model, text: real(model, text) + 0.1)
     texts = _texts()[:10]
     torch.testing.assert_close(encode_texts_bucketed(texts, tiny_clip), encode_texts_padded(texts, tiny_clip))
+    assert text_mod._AGREES[tiny_clip.model] is False
+
+
+def test_the_check_runs_once_per_model(tiny_clip, monkeypatch):
+    monkeypatch.setattr(text_mod, "_AGREES", text_mod.weakref.WeakKeyDictionary())
+    assert text_mod._truncation_agrees(tiny_clip) is True  # open_clip's causal CLIP: the fast path
+    monkeypatch.setattr(text_mod, "encode_text_truncated", None)  # a second check would fail
+    assert text_mod._truncation_agrees(tiny_clip) is True
 
 
 def test_progress_reaches_total(tiny_clip):

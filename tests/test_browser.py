@@ -110,7 +110,8 @@ def test_upload_browse_and_live_maps(page):
     first, second = (kids.nth(i).get_attribute("data-key") for i in (0, 1))
     page.evaluate(LATENCY_PROBE)
     src1 = select(page, first)
-    assert first.split("|")[-1] in page.locator("#cv-info").inner_text().replace(" ", "_") + first
+    # The info panel names the selected synset (in its <code> tag).
+    sync_api.expect(page.locator("#cv-info code")).to_have_text(first.split("|")[-1])
     page.screenshot(path=str(ARTIFACTS / "browser-1-first-concept.png"), full_page=True)
     src2 = select(page, second)
     assert src1 != src2, "the map changes with the concept"

@@ -43,7 +43,7 @@ def test_explain_writes_png_npy_and_json(tmp_path, capsys):
 def test_explain_several_concepts_makes_a_grid(tmp_path):
     out = tmp_path / "grid.png"
     assert main(["explain", CAT, "--concept", "dog.n.01", "--concept", "feline", "--model", "test-tiny",
-                 "--style", "mask", "--out", str(out), "--npy", str(tmp_path / "g.npy")]) == 0
+                 "--style", "white", "--out", str(out), "--npy", str(tmp_path / "g.npy")]) == 0
     assert np.load(tmp_path / "g.npy").shape == (2, 224, 224)
     assert Image.open(out).size[0] > Image.open(out).size[1]  # panels side by side
 
@@ -66,6 +66,19 @@ def test_missing_weights_offline_is_a_clear_error(tmp_path, capsys):
     code = main(["top", CAT, "--model", "ViT-B-32", "--pretrained", "openai"])
     err = capsys.readouterr().err
     assert code == 2 and "--pretrained" in err and "test-tiny" in err
+    assert "Traceback" not in err
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    """Only user errors become a one-line message; a plain ValueError or KeyError is a bug."""
+    import convis.cli
+
+    def broken(args):
+        raise KeyError("internal")
+
+    monkeypatch.setattr(convis.cli, "cmd_concepts", broken)
+    with pytest.raises(KeyError, match="internal"):
+        main(["concepts", "stats", "--vocabulary", "physical"])
 
 
 def test_top_lists_k_concepts(capsys):
@@ -108,7 +121,8 @@ def test_bench_reports_every_figure(capsys):
     figures = json.loads(capsys.readouterr().out)
     for key in ("windows", "index_seconds", "encoder_images_per_second", "map_ms_median",
                 "reference_one_concept_seconds", "speedup_first_concept", "speedup_ten_concepts",
-                "bank_padded_seconds", "bank_bucketed_seconds"):
+                "bank_padded_seconds", "bank_bucketed_seconds", "box_accuracy_ms_per_map",
+                "render_grid_six_panels_seconds"):
         assert figures[key] > 0, key
     assert figures["windows"] == 730 and figures["reference_windows"] == 1800
     assert figures["bank_max_abs_diff"] < 1e-5

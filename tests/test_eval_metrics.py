@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from convis.boxes import box_accuracy, iou
-from convis.eval.metrics import (THRESHOLDS, auroc, curve_auc, dequantise, fpr_at_tpr, quantise, shift_boxes,
-                                 summarise, to_map_frame)
+from convis.boxes import THRESHOLDS
+from convis.eval.metrics import (auroc, curve_auc, dequantise, fpr_at_tpr, quantise, shift_boxes, summarise,
+                                 to_map_frame)
 from convis.eval.report import table, to_json
 from convis.eval.wsol import Localisation
 from convis.windows import CropBox

@@ -241,7 +241,7 @@ def slow_app():
 
     release, started = threading.Event(), threading.Event()
 
-    def slow_loader(name, tag, device="cpu"):
+    def slow_loader(name, tag, device="cpu", **_):
         started.set()
         release.wait(30)  # stands in for a 30 s download; released as soon as the checks are done
         return load_model("test-tiny", "none", device="cpu")

@@ -192,7 +192,7 @@ def _toy_backend(**kw) -> Backend:
 def test_backend_serves_loaded_engines_while_another_model_loads():
     started, release = threading.Event(), threading.Event()
 
-    def slow_loader(name, tag, device="cpu"):
+    def slow_loader(name, tag, device="cpu", **_):
         if name != "test-tiny":
             started.set()
             release.wait(10)  # a slowed download: the property needs no 30 s sleep
@@ -217,7 +217,7 @@ def test_evicted_engine_takes_its_model_and_bank_along():
     from convis import bank as bank_mod
     from convis import models
 
-    def loader(name, tag, device="cpu"):  # a second model that is a distinct object
+    def loader(name, tag, device="cpu", **_):  # a second model that is a distinct object
         clip = load_model("test-tiny", "none", device="cpu")
         return clip if name == "test-tiny" else dataclasses.replace(clip, name=name)
 

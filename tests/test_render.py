@@ -1,14 +1,13 @@
 """convis.render: shapes, dtypes, blend limits, no mutation, the Figure-1 grid."""
 
 import io
-import time
 
 import matplotlib
 import numpy as np
 import pytest
 from PIL import Image
 
-from convis import render
+from convis import figure, render
 
 
 @pytest.fixture
@@ -70,7 +69,7 @@ def test_white_blend(image, sal):
 def test_mask_keeps_only_salient_pixels(image):
     s = np.zeros((40, 60))
     s[:, 30:] = 1.0
-    out = render.mask(image, s, threshold=0.5)
+    out = render.threshold_mask(image, s, threshold=0.5)
     assert np.array_equal(out[:, 30:], image[:, 30:])
     assert not np.array_equal(out[:, :30], image[:, :30])
     assert (out[:, :30, 0] == out[:, :30, 1]).all()  # greyed out
@@ -88,24 +87,24 @@ def test_draw_box(image):
 
 def test_colorbar_appends_a_strip(image):
     big = np.full((200, 100, 3), 128, np.uint8)
-    out = render.colorbar(big, "jet")
+    out = figure.colorbar(big, "jet")
     assert out.shape[0] == 200 and out.shape[1] > 100 and out.dtype == np.uint8
     assert np.array_equal(out[:, :100], big)
     strip = out[:, 100:]
     top = np.round(np.array(matplotlib.colormaps["jet"](1.0)[:3]) * 255)
     assert (np.abs(strip.astype(int) - top).sum(axis=2) <= 3).any()  # the colour of 1 is in the bar
     assert (strip < 50).all(axis=2).any()  # some dark text
-    assert render.colorbar(image, "viridis", label="").shape[0] == image.shape[0]
+    assert figure.colorbar(image, "viridis", label="").shape[0] == image.shape[0]
 
 
 def test_functions_do_not_mutate_inputs(image, sal):
     img0, sal0 = image.copy(), sal.copy()
     render.overlay(image, sal)
     render.white_blend(image, sal)
-    render.mask(image, sal, threshold=0.3)
+    render.threshold_mask(image, sal, threshold=0.3)
     render.draw_box(image, (1, 1, 10, 10))
-    render.colorbar(image, "jet")
-    render.grid(image, [sal], ["dog.n.01"])
+    figure.colorbar(image, "jet")
+    figure.grid(image, [sal], ["dog.n.01"])
     assert np.array_equal(image, img0) and np.array_equal(sal, sal0)
 
 
@@ -115,31 +114,29 @@ def test_bad_image_is_rejected(sal):
 
 
 def test_grid_grows_with_panels(image, sal):
-    one = render.grid(image, [sal], ["dog.n.01"])
-    three = render.grid(image, [sal, 1 - sal, sal], ["dog.n.01", "cat.n.01", "animal.n.01"])
-    eight = render.grid(image, [sal] * 7, [f"c{i}" for i in range(7)])
+    one = figure.grid(image, [sal], ["dog.n.01"])
+    three = figure.grid(image, [sal, 1 - sal, sal], ["dog.n.01", "cat.n.01", "animal.n.01"])
+    eight = figure.grid(image, [sal] * 7, [f"c{i}" for i in range(7)])
     for g in (one, three, eight):
         assert g.ndim == 3 and g.shape[2] == 3 and g.dtype == np.uint8
     assert three.shape[1] > one.shape[1]
     assert eight.shape[0] > three.shape[0]  # 8 panels at 4 columns wrap to a second row
-    assert render.grid(image, [sal] * 3, list("abc"), columns=1).shape[0] > three.shape[0]
+    assert figure.grid(image, [sal] * 3, list("abc"), columns=1).shape[0] > three.shape[0]
 
 
 @pytest.mark.parametrize("style", render.STYLES)
-def test_grid_styles_and_speed(style, sal):
+def test_grid_styles(style, sal):
     big = np.random.default_rng(1).integers(0, 256, (600, 800, 3), dtype=np.uint8)
     titles = ["tiger.n.02", "feline.n.01", "dog.n.01", "animal.n.01", "food.n.01", "fruit.n.01"]
-    start = time.perf_counter()
-    out = render.grid(big, [sal] * 6, titles, style=style, exponent=4.0)
-    assert time.perf_counter() - start < 1.5  # ~0.15 s here; generous for loaded CI machines
+    out = figure.grid(big, [sal] * 6, titles, style=style, exponent=4.0)  # speed: `convis bench`
     assert out.shape[2] == 3 and out.std() > 10  # not a blank canvas
 
 
 def test_grid_rejects_mismatched_titles_and_styles(image, sal):
     with pytest.raises(ValueError, match="one title per map"):
-        render.grid(image, [sal, sal], ["only one"])
+        figure.grid(image, [sal, sal], ["only one"])
     with pytest.raises(ValueError, match="unknown style"):
-        render.grid(image, [sal], ["x"], style="sparkles")
+        figure.grid(image, [sal], ["x"], style="sparkles")
 
 
 def test_to_png_bytes_roundtrip(image):

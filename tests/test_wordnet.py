@@ -5,6 +5,7 @@ of these tests live in the repository's .pytest_cache.
 """
 
 import gzip
+import os
 import shutil
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import convis.wordnet as cw
 from convis.hierarchy import Hierarchy
 from convis.wordnet import WordNetUnavailableError, build_hierarchy, load_hierarchy, wordnet_reader
 
-TEST_CACHE = Path(__file__).resolve().parents[1] / ".pytest_cache" / "convis-wordnet-test"
+TEST_CACHE = Path(os.environ["CONVIS_CACHE"]) / "wordnet-test"  # inside the run's fresh cache (conftest)
 WORDLIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "physical_objects.txt"
 DEBIAN = Path("/usr/share/wordnet")
 
@@ -182,7 +183,21 @@ def test_synset_list_errors_name_the_fix(wn):
 
 
 @pytest.mark.wordnet
-def test_builtin_synthetic_vocabulary(wn):
+def test_registered_synthetic_vocabulary(wn):
+    import convis.eval  # noqa: F401 - registers "synthetic-shapes"
+
     h = load_hierarchy("synthetic-shapes", TEST_CACHE)
     assert h.vocabulary == "synthetic-shapes" and len(h) == 54
     assert {"circle.n.01", "polygon.n.01", "noise.n.03"} <= set(h.ids)
+
+
+def test_disk_cache_is_keyed_by_the_build_rule(monkeypatch):
+    """A changed rule for "physical" or "nouns" must miss the file the old rule wrote."""
+    key = cw._resolve_vocabulary("physical")[2]
+    assert key.startswith("physical~r") and key != cw._resolve_vocabulary("nouns")[2]
+
+    def another_rule(wn):  # a different build rule under the same vocabulary name
+        return {}
+
+    monkeypatch.setattr(cw, "_physical", another_rule)
+    assert cw._resolve_vocabulary("physical")[2] != key

@@ -25,8 +25,9 @@ from convis._lru import LRU
 from convis.app.limits import public
 from convis.app.loads import KeyedLoads
 from convis.bank import forget_bank, load_bank
-from convis.config import GridConfig
+from convis.config import GridConfig, Progress
 from convis.engine import Engine
+from convis.errors import UserError
 from convis.hierarchy import Hierarchy
 from convis.index import ImageIndex
 from convis.models import DEFAULT_PRETRAINED, MODELS, forget_model, list_models, load_model, parse_model
@@ -34,7 +35,6 @@ from convis.wordnet import load_hierarchy
 
 _log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int], None]  # (done, total)
 Key = tuple[str, str, str, int, bool]  # (image hash, model key, vocabulary, seed, whole picture)
 VOCABULARIES = ("physical", "nouns")
 OFFLINE_MODEL = "test-tiny/none"  # offered when the default model cannot load: the UI stays explorable
@@ -42,6 +42,10 @@ OFFLINE_MODEL = "test-tiny/none"  # offered when the default model cannot load: 
 LARGE_VOCABULARIES = ("nouns",)
 LARGE_MODEL_PREFIXES = ("ViT-L-", "ViT-H-", "ViT-g-", "ViT-bigG-")
 Loader = Callable[..., Any]  # load_model(name, pretrained, device=...) -> Clip
+
+
+class NotOfferedError(UserError, ValueError):
+    """A model or vocabulary this app does not offer (clients may only pick from the lists)."""
 
 
 def model_key(model: str, pretrained: str | None = None) -> str:
@@ -95,8 +99,9 @@ class Backend:
 
     Args:
         model: default model key or spec ("ViT-B-32/openai", "test-tiny").
-        vocabulary: default concept set (any of `convis.wordnet.VOCABULARIES`).
+        vocabulary: default concept set (any of `convis.wordnet.vocabularies()`).
         device: torch device or "auto".  seek: bank texts, "definitions" (the paper) or "lemmas".
+        precision: "auto", "fp32", "fp16", "bf16" or "int8" (see `convis.models.load_model`).
         max_engines: engines kept loaded at once (their models and banks go with them).
         max_indexes, max_index_bytes: bounds of the shared index LRU.
         gpu: optional decorator (``spaces.GPU(duration=...)``) applied to the indexing call.
@@ -107,13 +112,13 @@ class Backend:
     """
 
     def __init__(self, model: str = "ViT-B-32/openai", vocabulary: str = "physical", *, device: str = "auto",
-                 seek: str = "definitions", max_engines: int = 2, max_indexes: int = 32,
+                 seek: str = "definitions", precision: str = "auto", max_engines: int = 2, max_indexes: int = 32,
                  max_index_bytes: int = 1 << 30, gpu: Callable[[Callable], Callable] | None = None,
                  display_size: int = 512, hierarchies: dict[str, Hierarchy] | None = None,
                  allow_large: bool = False, loader: Loader = load_model) -> None:
         self.default_model = model_key(model)
         self.default_vocabulary = vocabulary
-        self.device, self.seek, self.display_size = device, seek, display_size
+        self.device, self.seek, self.precision, self.display_size = device, seek, precision, display_size
         self.max_engines, self.max_indexes, self.max_index_bytes = max_engines, max_indexes, max_index_bytes
         self.allow_large, self._loader = allow_large, loader
         self.startup_error: str | None = None
@@ -152,11 +157,11 @@ class Backend:
         model, vocabulary = model or self.default_model, vocabulary or self.default_vocabulary
         if model not in {k for _, k in self.model_choices()}:
             hint = " (large models need the server flag --allow-large)" if self._large_model(str(model)) else ""
-            raise ValueError(f"model {str(model)[:80]!r} is not offered by this app{hint}; choose one of "
-                             + ", ".join(k for _, k in self.model_choices()))
+            raise NotOfferedError(f"model {str(model)[:80]!r} is not offered by this app{hint}; choose one of "
+                                  + ", ".join(k for _, k in self.model_choices()))
         if vocabulary not in self.vocabulary_choices():
             hint = " (it needs the server flag --allow-large)" if vocabulary in LARGE_VOCABULARIES else ""
-            raise ValueError(f"vocabulary {str(vocabulary)[:80]!r} is not offered{hint}; choose one of "
+            raise NotOfferedError(f"vocabulary {str(vocabulary)[:80]!r} is not offered{hint}; choose one of "
                              + ", ".join(self.vocabulary_choices()))
         return model, vocabulary
 
@@ -199,7 +204,7 @@ class Backend:
             t0 = time.perf_counter()
             with self._loads.loading(("model", model)):
                 name, tag = parse_model(model)
-                clip = self._loader(name, tag, device=self.device)
+                clip = self._loader(name, tag, device=self.device, precision=self.precision)
             hierarchy = self.hierarchy(vocabulary)
             engine = Engine(clip, hierarchy, load_bank(clip, hierarchy, self.seek, progress=progress))
             _log.info("loaded %s over %s in %.1f s", model, vocabulary, time.perf_counter() - t0)
@@ -258,10 +263,3 @@ class Backend:
                                               or total > self.max_index_bytes):
                 _, old = self._indexes.popitem(last=False)
                 total -= old.nbytes
-
-    def describe(self) -> dict[str, Any]:
-        """Small status dict (for logs and the status line)."""
-        with self._index_lock:
-            entries = list(self._indexes.values())
-        return {"engines": [f"{m} over {v}" for m, v in self._engines], "indexes": len(entries),
-                "index_mib": round(sum(e.nbytes for e in entries) / 2**20, 1)}

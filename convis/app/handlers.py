@@ -17,15 +17,12 @@ from convis.app.maps import wordnet_hint
 from convis.app.session import MAX_COMPARE, Session, View
 from convis.app.views import export, render_compare, render_view
 from convis.app.widgets import tree_value
+from convis.errors import UserError
 from convis.hierarchy import Hierarchy, UnknownConceptError
-from convis.image import ImageError
-from convis.models import ModelLoadError
-from convis.wordnet import WordNetUnavailableError
 from convis.wordnet_hints import resolve_concept
 
 # What the engine raises for bad input or missing resources; anything else is a bug and propagates.
-USER_ERRORS = (ImageError, UnknownConceptError, ModelLoadError, WordNetUnavailableError, FileNotFoundError,
-               ValueError)
+USER_ERRORS = (UserError,)
 
 
 def problem(what: str, exc: BaseException) -> str:
@@ -151,7 +148,7 @@ class Handlers(Base):
         """Any display control changed. Returns (session, map, compare grid)."""
         try:
             session.view = View.from_controls(style, cmap, alpha, exponent, box, threshold)
-        except ValueError as exc:
+        except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
         picture, _ = self._draw(session)
         return session, picture, self._compare_picture(session)

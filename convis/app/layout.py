@@ -16,7 +16,7 @@ from convis.app.backend import Backend
 from convis.app.limits import MAX_TEXT
 from convis.app.maps import EXPLAIN
 from convis.app.panels import info_html, top_html
-from convis.app.session import COLORMAPS, MAX_COMPARE, METHODS, REGIONS, STYLES, Session, View
+from convis.app.session import COLORMAPS, MAX_COMPARE, METHODS, REGIONS, STYLE_LABELS, Session, View
 from convis.app.widgets import ConceptLinks, ImageInput, SynsetTree, make_fetch_children, tree_value
 
 SESSION_TTL_S = 3600  # a tab's indexes are dropped an hour after its last action
@@ -46,7 +46,7 @@ def _tabs(hierarchy: object) -> SimpleNamespace:
         with gr.Tab("What CLIP sees"):
             top = ConceptLinks(top_html(hierarchy, []), elem_id="cv-top")
         with gr.Tab("Display"):
-            style = gr.Radio(list(STYLES), value="Overlay", label="Style", elem_id="cv-style")
+            style = gr.Radio(list(STYLE_LABELS), value="Overlay", label="Style", elem_id="cv-style")
             with gr.Row():
                 cmap = gr.Dropdown(list(COLORMAPS), value=view.cmap, label="Colormap")
                 alpha = gr.Slider(0, 1, value=view.alpha, step=0.05, label="Overlay opacity")

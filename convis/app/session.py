@@ -21,9 +21,11 @@ from typing import Any
 
 from convis.app import limits
 from convis.app.backend import Entry, Key
+from convis.errors import UserError
+from convis.render import STYLES
 
-# Labels of the style radio -> convis.render style names.
-STYLES = {"Overlay": "overlay", "White blend (paper)": "white", "Heatmap": "map", "Threshold mask": "mask"}
+# Radio labels of the `convis.render.STYLES`.
+STYLE_LABELS = {"Overlay": "overlay", "White blend (paper)": "white", "Heatmap": "map", "Threshold mask": "mask"}
 COLORMAPS = ("jet", "inferno", "turbo", "viridis", "magma", "plasma")
 MAX_COMPARE = 6
 MAX_EXPORTS = 3  # export sets (PNG + NPY + JSON, at most ~18 MB each) kept per tab; older ones are deleted
@@ -36,6 +38,10 @@ MAX_STOCHASTIC = 8  # stochastic maps a tab keeps (by image and concept)
 
 class Superseded(Exception):
     """A newer upload in the same session made this indexing job pointless."""
+
+
+class ViewError(UserError, ValueError):
+    """A display setting outside the offered choices (style, colormap)."""
 
 
 @dataclass
@@ -53,15 +59,19 @@ class View:
         """Plain dict, for the JSON export."""
         return asdict(self)
 
+    def look(self) -> dict[str, Any]:
+        """The style settings `convis.render.panel` and `convis.figure.grid` take."""
+        return {"cmap": self.cmap, "alpha": self.alpha, "exponent": self.exponent, "threshold": self.threshold}
+
     @classmethod
     def from_controls(cls, style: str, cmap: str, alpha: float, exponent: float, box: bool,
                       threshold: float) -> View:
         """Build from the control values (the style radio gives its label or its value)."""
-        style = STYLES.get(style, style) if isinstance(style, str) else style
-        if style not in STYLES.values():
-            raise limits.BadRequest(f"unknown style {repr(style)[:40]}; use one of {', '.join(STYLES.values())}")
+        style = STYLE_LABELS.get(style, style) if isinstance(style, str) else style
+        if style not in STYLES:
+            raise ViewError(f"unknown style {repr(style)[:40]}; use one of {', '.join(STYLES)}")
         if cmap not in COLORMAPS:
-            raise limits.BadRequest(f"unknown colormap {repr(cmap)[:40]}; use one of {', '.join(COLORMAPS)}")
+            raise ViewError(f"unknown colormap {repr(cmap)[:40]}; use one of {', '.join(COLORMAPS)}")
         return cls(style, cmap, limits.number(alpha, "opacity", 0, 1), limits.number(exponent, "exponent", 1, 100),
                    bool(box), limits.number(threshold, "threshold", 0, 1))
 

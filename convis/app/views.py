@@ -15,21 +15,10 @@ from typing import Any
 import numpy as np
 
 import convis
-from convis import render
+from convis import figure, render
 from convis.app.backend import Entry
 from convis.app.session import View
 from convis.boxes import map_to_box
-
-
-def panel(image: np.ndarray, saliency: np.ndarray, view: View) -> np.ndarray:
-    """One picture of one map over an image, in the view's style. (H, W, 3) uint8."""
-    if view.style == "white":
-        return render.white_blend(image, saliency, exponent=view.exponent)
-    if view.style == "map":
-        return render.overlay(image, saliency, cmap=view.cmap, alpha=1.0)
-    if view.style == "mask":
-        return render.mask(image, saliency, threshold=view.threshold)
-    return render.overlay(image, saliency, cmap=view.cmap, alpha=view.alpha)
 
 
 def render_view(entry: Entry, synset: str, view: View,
@@ -43,7 +32,7 @@ def render_view(entry: Entry, synset: str, view: View,
         saliency = entry.index.saliency(synset, size=shape)  # (H, W): no CLIP forward, a few ms
     else:
         saliency = render.resize_map(saliency, shape)
-    out = panel(entry.display, saliency, view)
+    out = render.panel(entry.display, saliency, view.style, **view.look())
     box = map_to_box(saliency, view.threshold) if view.box else None
     if box is not None:
         out = render.draw_box(out, box, width=max(2, min(shape) // 170))
@@ -58,9 +47,8 @@ def render_compare(entry: Entry, synsets: list[str], view: View,
     """
     if maps is None:
         maps = list(entry.index.saliency_many(synsets, size=0))  # (C, h, w); the grid resizes them
-    return render.grid(entry.display, list(maps), synsets, style=view.style, cmap=view.cmap, alpha=view.alpha,
-                       exponent=view.exponent, threshold=view.threshold, columns=min(len(synsets) + 1, 4),
-                       panel_inches=2.2)
+    return figure.grid(entry.display, list(maps), synsets, style=view.style, **view.look(),
+                       columns=min(len(synsets) + 1, 4), panel_inches=2.2)
 
 
 def settings(entry: Entry, synset: str, view: View, box: tuple[int, int, int, int] | None) -> dict[str, Any]:

@@ -10,18 +10,16 @@ import argparse
 from pathlib import Path
 
 from convis.eval import commands
+import convis.eval.methods  # noqa: F401 - registers the methods named in --methods' help
+from convis.eval.mapmaker import METHODS
+from convis.shell import add_engine_args
 
 SYNTHETIC_METHODS = "convis,raw,dense,centre"
 
 
-def _common(p: argparse.ArgumentParser, model: str = "ViT-B-32", pretrained: str = "openai",
-            vocabulary: str = "physical", methods: str | None = "convis") -> None:
-    p.add_argument("--model", default=model, help="open_clip arch, arch/tag, hf-hub:org/repo, ...")
-    p.add_argument("--pretrained", default=pretrained, help="weights tag or checkpoint file")
-    p.add_argument("--vocabulary", default=vocabulary,
-                   help="physical | nouns | wordlist:PATH | synsets:PATH | synthetic-shapes")
-    p.add_argument("--seek", default="definitions", choices=("definitions", "lemmas"), help="concept texts")
-    p.add_argument("--device", default="auto")
+def _common(p: argparse.ArgumentParser, model: str = "ViT-B-32", vocabulary: str = "physical",
+            methods: str | None = "convis") -> None:
+    add_engine_args(p, model, vocabulary)
     p.add_argument("--seed", type=int, default=0, help="seeds the image draw, noise border and sampler")
     p.add_argument("--batch-size", type=int, default=64, help="windows (or images) per forward")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -29,13 +27,11 @@ def _common(p: argparse.ArgumentParser, model: str = "ViT-B-32", pretrained: str
     p.add_argument("--out", type=Path, default=None, help="write per-image CSV and summary JSON here")
     if methods is not None:
         p.add_argument("--methods", default=methods,
-                       help="comma list of convis, stochastic, raw, dense, centre, or 'all'")
+                       help=f"comma list of {', '.join(METHODS)}, or 'all'")
 
 
 def add_eval_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add `eval` and its five sub-commands to the `convis` parser."""
-    from convis.models import DEFAULT_PRETRAINED
-
     p = subparsers.add_parser("eval", help="evaluation: WSOL, pointing game, OOD, faithfulness, synthetic")
     sub = p.add_subparsers(dest="eval_command", required=True)
 
@@ -83,6 +79,5 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> None:
     s = sub.add_parser("synthetic", help="the synthetic-shapes benchmark (no download; runs in CI)")
     s.add_argument("-n", "--num-scenes", type=int, default=50)
     s.add_argument("--tolerance", type=float, default=15.0, help="pointing radius in pixels")
-    _common(s, "synthetic-shapes", DEFAULT_PRETRAINED["synthetic-shapes"], "synthetic-shapes",
-            SYNTHETIC_METHODS)
+    _common(s, "synthetic-shapes", "synthetic-shapes", SYNTHETIC_METHODS)
     s.set_defaults(func=commands.cmd_synthetic)

@@ -13,44 +13,26 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from convis.config import GridConfig, StochasticConfig
+from convis.eval.datasets import DataError
+from convis.shell import Bar, load_engine
 
 if TYPE_CHECKING:
     from convis.engine import Engine
     from convis.eval.datasets import Sample
-    from convis.eval.methods import MapMaker
-
-
-class _Bar:
-    """tqdm on stderr, fed either by steps (`bar(1)`) or by (done, total) like the engine's callbacks."""
-
-    def __init__(self, total: int, desc: str) -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=total, desc=desc, unit="it", file=sys.stderr, leave=False)
-
-    def __call__(self, step: int, total: int | None = None) -> None:
-        self.bar.update(step - self.bar.n if total is not None else step)
+    from convis.eval.mapmaker import MapMaker
 
 
 def _engine(args: argparse.Namespace) -> Engine:
-    """Model, vocabulary and concept bank named by the common flags."""
+    """The engine the common flags name, on --threads CPU threads."""
     import torch
-
-    from convis.bank import load_bank
-    from convis.engine import Engine
-    from convis.models import load_model
-    from convis.wordnet import load_hierarchy
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    clip = load_model(args.model, args.pretrained, device=args.device)
-    hierarchy = load_hierarchy(args.vocabulary)
-    bank = load_bank(clip, hierarchy, args.seek, progress=_Bar(len(hierarchy), "encoding concepts"))
-    return Engine(clip, hierarchy, bank)
+    return load_engine(args)
 
 
 def _maker(args: argparse.Namespace, engine: Engine) -> MapMaker:
-    from convis.eval.methods import MapMaker
+    from convis.eval.mapmaker import MapMaker
 
     return MapMaker(engine, args.methods, GridConfig(seed=args.seed), StochasticConfig(seed=args.seed),
                     args.batch_size)
@@ -90,7 +72,7 @@ def _concept_of(args: argparse.Namespace, engine: Engine, samples: Sequence[Samp
         name = engine.hierarchy.resolve(args.concept or "bird.n.01")
         return (lambda s: name), []
     if args.layout == "folder":
-        raise ValueError("--layout folder needs --concept")
+        raise DataError("--layout folder needs --concept")
     res = resolve_classes({s.label for s in samples}, engine.hierarchy, None, args.fallback)
     return (lambda s: res.queries.get(s.label)), res.notes()
 
@@ -104,7 +86,7 @@ def cmd_wsol(args: argparse.Namespace) -> int:
     engine = _engine(args)
     samples = draw(_samples(args), args.num_images, args.seed)
     concept_of, notes = _concept_of(args, engine, samples)
-    summary, rows = run_wsol(samples, _maker(args, engine), concept_of, _Bar(len(samples), "wsol"))
+    summary, rows = run_wsol(samples, _maker(args, engine), concept_of, Bar("wsol", len(samples)))
     text = method_table(summary, [("maxboxacc", "MaxBoxAcc"), ("maxboxacc_v2", "MaxBoxAccV2"),
                                   ("best_threshold", "tau*")])
     scored = f"{summary['images']} images scored, {summary['skipped']} skipped (no box inside the crop)"
@@ -120,9 +102,9 @@ def cmd_pointing(args: argparse.Namespace) -> int:
     from convis.eval.report import method_table
 
     if bool(args.voc) == bool(args.coco):
-        raise ValueError("give exactly one of --voc ROOT or --coco FILE.json (with --images DIR)")
+        raise DataError("give exactly one of --voc ROOT or --coco FILE.json (with --images DIR)")
     if args.coco and not args.images:
-        raise ValueError("--coco needs --images DIR")
+        raise DataError("--coco needs --images DIR")
     if args.voc:
         samples = datasets.read_voc(args.voc, args.split)
     else:
@@ -132,7 +114,7 @@ def cmd_pointing(args: argparse.Namespace) -> int:
     mapping = load_mapping(args.mapping or ("voc" if args.voc else "coco"))
     classes = {n for s in samples for n, _ in s.objects}
     res = resolve_classes(classes, engine.hierarchy, mapping, args.fallback)
-    bar = _Bar(len(samples), "pointing")
+    bar = Bar("pointing", len(samples))
     summary, rows = run_pointing(samples, res, _maker(args, engine), args.tolerance, bar)
     summary["classes"] = res.to_dict()
     text = method_table(summary, [("all", "all"), ("difficult", "difficult"), ("class_mean", "class mean")])
@@ -154,7 +136,7 @@ def cmd_ood(args: argparse.Namespace) -> int:
         samples = first_per_class(samples, args.max_per_class)
     parts = {sp: ood.split_samples(samples, sp) for sp in splits}
     needed = list(dict.fromkeys(s for a, b in parts.values() for s in a + b))
-    emb = ood.image_embeddings(engine, needed, args.batch_size, _Bar(len(needed), "embedding"))
+    emb = ood.image_embeddings(engine, needed, args.batch_size, Bar("embedding", len(needed)))
     row_of = {s: i for i, s in enumerate(needed)}
     results, rows = {}, []
     for sp, (ins, outs) in parts.items():
@@ -179,7 +161,7 @@ def cmd_faithfulness(args: argparse.Namespace) -> int:
     samples = draw(_samples(args), args.num_images, args.seed)
     concept_of, notes = _concept_of(args, engine, samples)
     summary, rows = run_faithfulness(samples, _maker(args, engine), concept_of, args.steps,
-                                     _Bar(len(samples), "faithfulness"))
+                                     Bar("faithfulness", len(samples)))
     columns = [("deletion_auc", "deletion AUC (low)"), ("insertion_auc", "insertion AUC (high)")]
     text = method_table(summary, columns, percent=False)
     return _finish(args, engine, "faithfulness", summary, rows, text, notes)
@@ -193,7 +175,7 @@ def cmd_synthetic(args: argparse.Namespace) -> int:
 
     engine = _engine(args)
     scenes = benchmark_scenes(args.num_scenes, args.seed)
-    summary, rows = run_synthetic(scenes, _maker(args, engine), args.tolerance, _Bar(len(scenes), "scenes"))
+    summary, rows = run_synthetic(scenes, _maker(args, engine), args.tolerance, Bar("scenes", len(scenes)))
     text = method_table(summary, [("pointing", "pointing"), ("pointing_distractor", "w/ distractor"),
                                   ("pointing_hypernym", "hypernym"), ("maxboxacc", "MaxBoxAcc"),
                                   ("maxboxacc_v2", "MaxBoxAccV2"), ("seconds_per_scene", "s/scene")])

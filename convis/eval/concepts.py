@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from convis.eval.datasets import DataError, DataNotFoundError
 from convis.hierarchy import Hierarchy
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -23,13 +24,13 @@ def load_mapping(spec: str) -> dict[str, str]:
     """Class name -> synset name from "voc", "coco" or a TSV file (`class<TAB>synset`, # comments)."""
     path = MAPPINGS.get(spec, Path(spec))
     if not path.is_file():
-        raise FileNotFoundError(f"mapping {spec!r} not found; use voc, coco or a TSV file (class<TAB>synset)")
+        raise DataNotFoundError(f"mapping {spec!r} not found; use voc, coco or a TSV file (class<TAB>synset)")
     out = {}
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if line.strip() and not line.startswith("#"):
             parts = line.split("\t")
             if len(parts) != 2:
-                raise ValueError(f"{path}:{n}: expected 'class<TAB>synset', got {line!r}")
+                raise DataError(f"{path}:{n}: expected 'class<TAB>synset', got {line!r}")
             out[parts[0].strip()] = parts[1].strip()
     return out
 
@@ -103,7 +104,7 @@ def resolve_classes(classes: Iterable[str], hierarchy: Hierarchy, mapping: dict[
         fallback: "skip" or "ancestor" for classes whose synset is not in the vocabulary.
     """
     if fallback not in FALLBACKS:
-        raise ValueError(f"unknown fallback {fallback!r}; use {' or '.join(FALLBACKS)}")
+        raise DataError(f"unknown fallback {fallback!r}; use {' or '.join(FALLBACKS)}")
     res = Resolution()
     for c in sorted(set(classes)):
         key = mapping.get(c) if mapping is not None else c

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from convis.errors import UserError
+
 FBox = tuple[float, float, float, float]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -34,9 +36,17 @@ class Sample:
         return [b for n, b in self.objects if name is None or n == name]
 
 
+class DataError(UserError, ValueError):
+    """Bad evaluation input: an unknown split, method or option, a malformed annotation line."""
+
+
+class DataNotFoundError(UserError, FileNotFoundError):
+    """A dataset file or folder the layout needs is missing; the message names the layout."""
+
+
 def _need(path: Path, what: str) -> Path:
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found: {what}")
+        raise DataNotFoundError(f"{path} not found: {what}")
     return path
 
 
@@ -55,7 +65,7 @@ def read_cub(root: str | Path, split: str = "all") -> list[Sample]:
     keep = set(paths)
     if split != "all":
         if split not in ("train", "test"):
-            raise ValueError(f"unknown split {split!r}; use all, train or test")
+            raise DataError(f"unknown split {split!r}; use all, train or test")
         lines = _need(root / "train_test_split.txt", "split 'train'/'test' needs it").read_text().split("\n")
         flags = dict(ln.split() for ln in lines if ln.strip())
         keep = {i for i, f in flags.items() if (f == "1") == (split == "train")}
@@ -115,7 +125,7 @@ def read_imagenet(root: str | Path, boxes: str | Path | None = None) -> list[Sam
                 objs = tuple((n, b) for n, b in table.get(img.stem, []) if n == folder.name)
                 out.append(Sample(img.stem, img, objs, folder.name))
     if not out:
-        raise FileNotFoundError(f"no images in class folders under {root}")
+        raise DataNotFoundError(f"no images in class folders under {root}")
     return out
 
 

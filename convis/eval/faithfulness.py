@@ -18,7 +18,7 @@ from scipy import ndimage
 
 from convis.engine import Engine
 from convis.eval.datasets import Sample
-from convis.eval.methods import MapMaker
+from convis.eval.mapmaker import MapMaker
 from convis.eval.metrics import curve_auc
 from convis.image import load_image
 from convis.windows import crop_windows, prepare_image

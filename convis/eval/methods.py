@@ -1,10 +1,9 @@
-"""ConVis and the baselines, as named map makers that share work on each image.
+"""ConVis and the baselines, registered by name with `convis.eval.mapmaker.register_method`.
 
 * ``convis``: the paper's grid map (Algorithm 1), through the engine's index.
 * ``stochastic``: the reference's adaptive sampler (`convis.index.stochastic_saliency`).
 * ``raw``: ablation, each window's cosine similarity to the concept's gloss (max over its subtree),
-  accumulated over the same windows as ConVis: ConVis without the rank over T
-  (`ImageIndex.raw_saliency_many`, from the index's kept window embeddings).
+  accumulated over the same windows as ConVis: ConVis without the rank over T.
 * ``dense``: patch tokens of a single forward of the whole crop, projected into the joint space,
   cosine to the concept (max over its subtree), upsampled. Fast; open_clip ViTs only.
 * ``centre``: a Gaussian centre prior (sigma = a quarter of the side) that ignores the image.
@@ -15,34 +14,14 @@ min-max normalised to [0, 1].
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
-
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from convis import saliency as sal
-from convis.config import GridConfig, StochasticConfig
-from convis.engine import Engine
+from convis.eval.mapmaker import Job, register_method
 from convis.hierarchy import Hierarchy
-from convis.index import ImageIndex, resize_maps
-from convis.windows import CropBox, centre_crop_box, crop_windows, prepare_image
-
-METHODS = ("convis", "stochastic", "raw", "dense", "centre")
-_WINDOWED = ("convis", "stochastic", "raw")  # methods that need the window pass
-
-
-def parse_methods(text: str | Sequence[str]) -> list[str]:
-    """"convis,raw" or ["convis", "raw"] or "all" -> checked method names, in the given order."""
-    names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
-    if names == ["all"]:
-        return list(METHODS)
-    bad = [n for n in names if n not in METHODS]
-    if bad or not names:
-        raise ValueError(f"unknown method(s) {bad or names}; choose from {', '.join(METHODS)} or 'all'")
-    return list(dict.fromkeys(names))
+from convis.windows import crop_windows, prepare_image
 
 
 def _rows(hierarchy: Hierarchy, concept: str) -> torch.Tensor:
@@ -81,74 +60,42 @@ def patch_embeddings(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return F.normalize(tokens.float(), dim=-1).reshape(x.shape[0], side, side, -1)
 
 
-class MapMaker:
-    """The maps of several methods for one image at a time, encoding the windows once.
+@register_method("convis", windowed=True)
+def convis_maps(job: Job) -> np.ndarray:
+    """The paper's grid map, from the index."""
+    return job.index.saliency_many(job.concepts, job.side)
 
-    Args:
-        engine: model, concept set T and its embeddings.
-        methods: names from `METHODS`.
-        config: grid settings (noise seed included) for the windowed methods.
-        stochastic: sampler settings for "stochastic".
-        batch_size: windows per forward.
-    """
 
-    def __init__(self, engine: Engine, methods: Sequence[str], config: GridConfig = GridConfig(),
-                 stochastic: StochasticConfig = StochasticConfig(), batch_size: int = 64) -> None:
-        self.engine, self.methods = engine, parse_methods(methods)
-        self.config, self.stochastic, self.batch_size = config, stochastic, batch_size
-        self.seconds: dict[str, float] = dict.fromkeys(self.methods, 0.0)  # summed over images
+@register_method("stochastic", windowed=True)
+def stochastic_maps(job: Job) -> np.ndarray:
+    """The reference's sampler on the index's padded pixels (its forwards are its own)."""
+    maps = np.stack([job.engine.stochastic(job.index, c, job.stochastic) for c in job.concepts])
+    return sal.resize_maps(maps, job.side)
 
-    def window_pass(self, image: Image.Image) -> ImageIndex:
-        """The engine's index of the image (window ranks and embeddings)."""
-        return self.engine.index(image, self.config, self.batch_size)
 
-    def __call__(self, image: Image.Image, concepts: Sequence[str], size: int | None = 0,
-                 ) -> tuple[dict[str, np.ndarray], CropBox]:
-        """Maps of `concepts` by every method.
+@register_method("raw", windowed=True)
+def raw_maps(job: Job) -> np.ndarray:
+    """Each window's cosine to the concept (max over its subtree), accumulated like ConVis."""
+    return job.index.raw_saliency_many(job.concepts, job.engine.bank.embeddings, job.side)
 
-        Args:
-            image: RGB image; the centre square is mapped.
-            concepts: synset names of the engine's hierarchy.
-            size: map side; 0 = the grid's image size (224), None = the crop's side in the image.
 
-        Returns:
-            ({method: (C, side, side) float32 in [0, 1]}, the crop in the original image).
-        """
-        cfg = self.config
-        crop = centre_crop_box(*image.size)
-        side = cfg.image_size if size == 0 else (crop.side if size is None else size)
-        out: dict[str, np.ndarray] = {}
-        index = None
-        if any(m in _WINDOWED for m in self.methods):
-            t0 = time.perf_counter()
-            index = self.window_pass(image)
-            self.seconds[next(m for m in self.methods if m in _WINDOWED)] += time.perf_counter() - t0
-        for method in self.methods:
-            t0 = time.perf_counter()
-            if method == "convis":
-                out[method] = index.saliency_many(concepts, side)
-            elif method == "stochastic":
-                maps = np.stack([self.engine.stochastic(index, c, self.stochastic) for c in concepts])
-                out[method] = resize_maps(maps, side)
-            elif method == "raw":
-                out[method] = index.raw_saliency_many(concepts, self.engine.bank.embeddings, side)
-            elif method == "dense":
-                out[method] = self.dense(image, concepts, side)
-            else:
-                out[method] = np.repeat(centre_prior(side)[None], len(concepts), axis=0)
-            self.seconds[method] += time.perf_counter() - t0
-        return out, crop
+@register_method("dense")
+def dense_maps(job: Job) -> np.ndarray:
+    """(C, side, side) dense patch-token maps of the centre crop."""
+    clip, hier = job.engine.clip, job.engine.hierarchy
+    pixels, _ = prepare_image(job.image, job.config.image_size)
+    whole = torch.from_numpy(pixels).permute(2, 0, 1).float().div(255.0).to(clip.device)  # (3, S0, S0)
+    s0 = pixels.shape[0]
+    x = crop_windows(whole, np.array([[0, 0, s0, s0]]), clip.image_size, clip.mean, clip.std)
+    with torch.inference_mode():
+        tokens = patch_embeddings(clip.model, x.to(clip.dtype))[0]  # (h, w, D)
+        bank = job.engine.bank.embeddings.float()
+        grids = torch.stack([(tokens @ bank[_rows(hier, c)].T).amax(dim=-1) for c in job.concepts])  # (C,h,w)
+        up = F.interpolate(grids[:, None], size=(job.side, job.side), mode="bilinear", align_corners=False)[:, 0]
+    return sal.normalise(up.cpu().numpy().astype(np.float64), invert=False)
 
-    def dense(self, image: Image.Image, concepts: Sequence[str], side: int) -> np.ndarray:
-        """(C, side, side) dense patch-token maps of the centre crop."""
-        clip, hier = self.engine.clip, self.engine.hierarchy
-        pixels, _ = prepare_image(image, self.config.image_size)
-        whole = torch.from_numpy(pixels).permute(2, 0, 1).float().div(255.0).to(clip.device)  # (3, S0, S0)
-        s0 = pixels.shape[0]
-        x = crop_windows(whole, np.array([[0, 0, s0, s0]]), clip.image_size, clip.mean, clip.std)
-        with torch.inference_mode():
-            tokens = patch_embeddings(clip.model, x.to(clip.dtype))[0]  # (h, w, D)
-            bank = self.engine.bank.embeddings.float()
-            grids = torch.stack([(tokens @ bank[_rows(hier, c)].T).amax(dim=-1) for c in concepts])  # (C,h,w)
-            up = F.interpolate(grids[:, None], size=(side, side), mode="bilinear", align_corners=False)[:, 0]
-        return sal.normalise(up.cpu().numpy().astype(np.float64), invert=False)
+
+@register_method("centre")
+def centre_maps(job: Job) -> np.ndarray:
+    """The Gaussian centre prior, the same for every concept."""
+    return np.repeat(centre_prior(job.side)[None], len(job.concepts), axis=0)

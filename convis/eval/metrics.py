@@ -11,10 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import rankdata
 
+from convis.boxes import THRESHOLDS, Box, threshold_levels
 from convis.windows import CropBox
-
-Box = tuple[int, int, int, int]
-THRESHOLDS = np.arange(0.0, 1.0, 0.01)  # the paper's and wsolevaluation's sweep, 0.00..0.99
 
 
 def _split(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -90,8 +88,7 @@ def quantise(saliency: np.ndarray, thresholds: np.ndarray = THRESHOLDS) -> np.nd
     """
     if thresholds.size > 255:
         raise ValueError("at most 255 thresholds fit in a byte")
-    s = np.where(np.isnan(saliency), -np.inf, saliency)
-    return np.searchsorted(thresholds, s, side="right").astype(np.uint8)
+    return threshold_levels(saliency, thresholds).astype(np.uint8)
 
 
 def dequantise(levels: np.ndarray, thresholds: np.ndarray = THRESHOLDS) -> np.ndarray:

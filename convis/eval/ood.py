@@ -2,7 +2,7 @@
 
 Each split pairs an in-distribution synset with an OOD one; an ImageNet class belongs to a side
 when that synset is among its WordNet hypernyms (full WordNet, so the counts match the paper's:
-garment 26 vs furniture 22, ...). Whole images are embedded with standard CLIP preprocessing
+garment 26 vs furniture 22, ...). Whole images are embedded with the model's own open_clip preprocessing
 (resize the short side to S, centre crop). Scores for the ID synset s, low = OOD:
 
 * ``naive``: cosine to the gloss of s;
@@ -19,9 +19,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from convis.bank import encode_texts_bucketed
+from convis.text import encode_texts_bucketed
 from convis.engine import Engine
-from convis.eval.datasets import Sample
+from convis.eval.datasets import DataError, Sample
 from convis.eval.metrics import auroc, fpr_at_tpr
 from convis.image import load_image
 
@@ -52,7 +52,7 @@ def class_ancestors(labels: Sequence[str]) -> dict[str, set[str]]:
 def split_samples(samples: Sequence[Sample], split: str) -> tuple[list[Sample], list[Sample]]:
     """(in-distribution, OOD) images of a named split, by their class folder."""
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+        raise DataError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     id_syn, ood_syn = SPLITS[split]
     anc = class_ancestors([s.label for s in samples])
     return [s for s in samples if id_syn in anc[s.label]], [s for s in samples if ood_syn in anc[s.label]]
@@ -60,15 +60,9 @@ def split_samples(samples: Sequence[Sample], split: str) -> tuple[list[Sample], 
 
 def image_embeddings(engine: Engine, samples: Sequence[Sample], batch_size: int = 32,
                      progress: Callable[[int], None] | None = None) -> torch.Tensor:
-    """(N, D) unit image embeddings with standard CLIP preprocessing."""
-    from torchvision import transforms
-
+    """(N, D) unit image embeddings with the model's own open_clip preprocessing."""
     clip = engine.clip
-    prep = transforms.Compose([
-        transforms.Resize(clip.image_size, interpolation=transforms.InterpolationMode.BICUBIC),
-        transforms.CenterCrop(clip.image_size), transforms.ToTensor(),
-        transforms.Normalize(clip.mean, clip.std),
-    ])
+    prep = clip.preprocess
     parts = []
     for start in range(0, len(samples), batch_size):
         batch = samples[start:start + batch_size]
@@ -97,7 +91,7 @@ def evaluate_split(engine: Engine, split: str, id_emb: torch.Tensor, ood_emb: to
     """AUROC and FPR95 of every score for one split, OOD as positive."""
     id_syn = SPLITS[split][0]
     if id_syn not in engine.hierarchy:
-        raise ValueError(f"{id_syn} is not in vocabulary {engine.hierarchy.vocabulary!r}; "
+        raise DataError(f"{id_syn} is not in vocabulary {engine.hierarchy.vocabulary!r}; "
                          "use physical or nouns")
     scores = concept_scores(engine, torch.cat([id_emb, ood_emb]), id_syn)
     is_ood = np.r_[np.zeros(len(id_emb), bool), np.ones(len(ood_emb), bool)]

@@ -17,7 +17,7 @@ import numpy as np
 from convis.boxes import pointing_hit
 from convis.eval.concepts import Resolution
 from convis.eval.datasets import FBox, Sample
-from convis.eval.methods import MapMaker
+from convis.eval.mapmaker import MapMaker
 from convis.eval.metrics import shift_boxes
 from convis.image import load_image
 

@@ -17,19 +17,20 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from convis.boxes import Box
 from convis.eval.figures import SHAPES, figure_alpha
 from convis.hierarchy import Hierarchy
-from convis.wordnet import BUILTIN_LISTS, load_hierarchy, read_synset_list
+from convis.eval import ASSETS, SYNTHETIC
+from convis.wordnet import load_hierarchy, read_synset_list
 
-VOCABULARY = "synthetic-shapes"
-LEAVES_FILE = BUILTIN_LISTS[VOCABULARY]  # convis/data/synthetic-shapes.txt
+VOCABULARY = SYNTHETIC
+LEAVES_FILE = ASSETS / "synthetic-shapes.txt"  # registered as the vocabulary "synthetic-shapes"
 # What a window without a whole figure shows: one of five background textures, or the noise border.
 # Naming the textures (not one "background") gives ConVis' ranks room: in a background window
 # the figures' glosses then rank below five texture glosses and the noise, not right after one.
 TEXTURES = ("background.n.02", "stripe.n.05", "check.n.10", "mottle.n.01", "texture.n.04")
 NOISE = "noise.n.03"
 SIZE = 224
-Box = tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from convis.boxes import box_accuracy, pointing_hit
-from convis.eval.methods import MapMaker
-from convis.eval.metrics import THRESHOLDS
+from convis.boxes import THRESHOLDS, box_accuracy, pointing_hit
+from convis.eval.mapmaker import MapMaker
 from convis.eval.shapes import Scene
 from convis.hierarchy import Hierarchy
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from convis.boxes import box_accuracy, iou_matrix, map_to_box
+from convis.boxes import THRESHOLDS, box_accuracy, iou_matrix, map_to_box
 from convis.eval.datasets import Sample
-from convis.eval.methods import MapMaker
-from convis.eval.metrics import THRESHOLDS, dequantise, quantise, to_map_frame
+from convis.eval.mapmaker import MapMaker
+from convis.eval.metrics import dequantise, quantise, to_map_frame
 from convis.image import load_image
 from convis.windows import centre_crop_box
 

@@ -1,0 +1,62 @@
+"""What every command line shares: the engine flags, the engine they name, a progress bar.
+
+`convis` (explain, top, bench), `convis eval ...` and `python app.py` declare the engine flags
+here, once, with one meaning of every default: no `--pretrained` means the model's own weights
+(OpenAI's for the curated archs, a registered file for a registered model, none for test-tiny).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+from convis.bank import SEEKS
+
+if TYPE_CHECKING:
+    from convis.engine import Engine
+
+VOCABULARY_HELP = "physical | nouns | wordlist:PATH | synsets:PATH | a registered list (e.g. synthetic-shapes)"
+
+
+def add_engine_args(p: argparse.ArgumentParser, model: str = "ViT-B-32", vocabulary: str = "physical") -> None:
+    """Declare --model, --pretrained, --vocabulary, --seek, --device and --precision on `p`."""
+    p.add_argument("--model", default=model, help="open_clip arch, arch/tag, hf-hub:org/repo, test-tiny")
+    p.add_argument("--pretrained", default=None,
+                   help="weights tag, checkpoint file, or 'none' (random); default: the model's own weights")
+    p.add_argument("--vocabulary", default=vocabulary, help=VOCABULARY_HELP)
+    p.add_argument("--seek", default="definitions", choices=SEEKS, help="embed glosses (paper) or lemma names")
+    p.add_argument("--device", default="auto", help="auto (GPU when available), cpu, cuda, mps")
+    p.add_argument("--precision", default="auto", help="auto (fp16 on CUDA, else fp32), fp32, fp16, bf16")
+
+
+def model_and_weights(args: argparse.Namespace) -> tuple[str, str | None]:
+    """(model, pretrained) as `load_model` takes them; no --pretrained = the model's own weights."""
+    from convis.models import parse_model
+
+    return (args.model, args.pretrained) if args.pretrained else parse_model(args.model)
+
+
+def load_engine(args: argparse.Namespace) -> Engine:
+    """The engine the flags name, with a progress bar while the concept bank is encoded."""
+    from convis.engine import Engine
+
+    model, pretrained = model_and_weights(args)
+    return Engine.load(model, pretrained, args.vocabulary, args.seek, args.device, args.precision,
+                       progress=Bar("encoding concepts"))
+
+
+class Bar:
+    """A tqdm bar on stderr, fed by (done, total) callbacks or by steps (`bar(1)`), closed when full."""
+
+    def __init__(self, desc: str, total: int | None = None) -> None:
+        self.desc, self.total, self.bar = desc, total, None
+
+    def __call__(self, done: int, total: int | None = None) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=total or self.total, desc=self.desc, unit="it", leave=False, file=sys.stderr)
+        self.bar.update(done - self.bar.n if total is not None else done)
+        if self.bar.total is not None and self.bar.n >= self.bar.total:
+            self.bar.close()
