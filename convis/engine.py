@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from PIL import Image
@@ -12,6 +14,7 @@ from convis.config import GridConfig, StochasticConfig
 from convis.hierarchy import Hierarchy
 from convis.index import ImageIndex, InputSpec, build_index, stochastic_saliency
 from convis.models import Clip, load_model
+from convis.progressive import DEFAULT_SCHEDULE, PartialIndex, Stage, iter_index
 from convis.wordnet import load_hierarchy
 
 Progress = Callable[[int, int], None]
@@ -62,6 +65,15 @@ class Engine:
     ) -> ImageIndex:
         """Index an image: the windows' ranks of every concept (730 forwards by default)."""
         return build_index(image, self.clip, self.bank, self.hierarchy, config, batch_size, progress)
+
+    def index_progressive(
+        self, image: Image.Image, config: GridConfig = GridConfig(), batch_size: int = 64,
+        progress: Progress | None = None, schedule: Sequence[Stage] = DEFAULT_SCHEDULE,
+    ) -> Iterator[PartialIndex]:
+        """Index coarse to fine: a valid snapshot after each stage, the last equal to `index`."""
+        for part in iter_index(image, self.clip.encode_image, self.bank.embeddings, self.hierarchy, self.spec,
+                               config, schedule, batch_size, progress):
+            yield dataclasses.replace(part, model_id=self.clip.model_id)
 
     def stochastic(self, index: ImageIndex, concept: str, config: StochasticConfig = StochasticConfig()):
         """The reference's stochastic map of one concept on an indexed image: (S, S) in [0, 1]."""

@@ -1,0 +1,161 @@
+"""Progressive indexing: the same windows as `index_image`, encoded coarse to fine.
+
+Windows are ordered in stages so that each stage completes a coarser grid: by default 128 px
+windows at stride 64 (36 of 730, 5 %), then 128 px at stride 32 (121, 17 %), then 64 px at
+stride 32 (202, 28 %), then the rest. After each stage the snapshot is a valid index: its maps
+are the mean over the covering windows indexed so far, and its top concepts come from them. The
+first stage covers every pixel of the image, so a map can be drawn after ~5 % of the work. The
+last snapshot holds every window in `grid_boxes` order with the ranks `index_image` gives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from convis import saliency as sal
+from convis.config import GridConfig
+from convis.hierarchy import Hierarchy
+from convis.index import Encoder, ImageIndex, InputSpec, Progress, encode_ranks
+from convis.windows import grid_boxes, pad_with_noise, prepare_image
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One coarse grid: the windows of side `scale` whose corners lie on a `stride` grid."""
+
+    scale: int
+    stride: int
+
+
+# Measured on the synthetic world (median Pearson r of the stage's map with the full map):
+# 0.83 after stage 1, 0.96 after stage 2, 0.97 after stage 3.
+DEFAULT_SCHEDULE: tuple[Stage, ...] = (Stage(128, 64), Stage(128, 32), Stage(64, 32))
+
+
+@dataclass(frozen=True, eq=False)
+class PartialIndex(ImageIndex):
+    """An `ImageIndex` over the windows indexed so far, and how far it is.
+
+    `ranks` and `boxes` hold only the windows done (in `grid_boxes` order); every map and score
+    method of `ImageIndex` works on them. `complete` is True for the final snapshot.
+    """
+
+    stage: int = 0  # stages done, 1-based
+    stages: int = 0  # stages in the schedule
+    total: int = 0  # windows of the full index
+
+    @property
+    def done(self) -> int:
+        """Windows indexed so far."""
+        return len(self.boxes)
+
+    @property
+    def complete(self) -> bool:
+        return self.done == self.total
+
+    @property
+    def fraction(self) -> float:
+        """Share of the full index's windows done, in [0, 1]."""
+        return self.done / self.total if self.total else 1.0
+
+    def describe(self) -> str:
+        """E.g. "stage 2 of 4 (121 of 730 windows)"."""
+        return f"stage {self.stage} of {self.stages} ({self.done} of {self.total} windows)"
+
+
+def _scale_rows(config: GridConfig) -> list[np.ndarray]:
+    """Rows of `grid_boxes(config)` at each scale (it lays them out scale by scale)."""
+    counts = [len(grid_boxes(dataclasses.replace(config, scales=(b,)))) for b in config.scales]
+    edges = np.cumsum([0, *counts])
+    return [np.arange(a, b) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def stage_rows(config: GridConfig, schedule: Sequence[Stage] = DEFAULT_SCHEDULE) -> list[np.ndarray]:
+    """Rows of `grid_boxes(config)` first encoded at each stage; the last stage takes the rest.
+
+    A stage's grid starts at its scale's first corner, so its rows are nested in any finer grid
+    of the same scale; a stage adds only the windows not taken before. Empty stages are dropped.
+
+    Raises:
+        ValueError: a stage's scale is not in the config, its stride is not a multiple of the
+            config's, or the first stage leaves some pixel of the image uncovered.
+    """
+    boxes = grid_boxes(config)
+    by_scale = dict(zip(config.scales, _scale_rows(config)))
+    taken = np.zeros(len(boxes), dtype=bool)
+    out: list[np.ndarray] = []
+    for st in schedule:
+        if st.scale not in by_scale or st.stride % config.stride:
+            raise ValueError(f"stage {st} does not fit the grid: use a scale of {config.scales} and a "
+                             f"stride that is a multiple of {config.stride}")
+        rows = by_scale[st.scale]
+        x0, y0 = boxes[rows, 0], boxes[rows, 1]
+        on_grid = ((x0 - x0.min()) % st.stride == 0) & ((y0 - y0.min()) % st.stride == 0)
+        new = rows[on_grid & ~taken[rows]]
+        taken[new] = True
+        if len(new):
+            out.append(new)
+    if len(rest := np.flatnonzero(~taken)):
+        out.append(rest)
+    _check_covers(boxes[out[0]], config)
+    return out
+
+
+def _check_covers(boxes: np.ndarray, config: GridConfig) -> None:
+    _, counts = sal.accumulate(np.zeros((1, len(boxes))), boxes, config.padded_size)
+    lo, hi = config.pad, config.pad + config.image_size
+    if (counts[lo:hi, lo:hi] == 0).any():
+        raise ValueError("the first stage leaves part of the image uncovered; give it a smaller stride")
+
+
+def iter_index(
+    image: Image.Image,
+    encode: Encoder,
+    concepts: torch.Tensor,
+    hierarchy: Hierarchy,
+    spec: InputSpec,
+    config: GridConfig = GridConfig(),
+    schedule: Sequence[Stage] = DEFAULT_SCHEDULE,
+    batch_size: int = 64,
+    progress: Progress | None = None,
+) -> Iterator[PartialIndex]:
+    """Index an image stage by stage; yield a valid snapshot after each stage.
+
+    Args: as `convis.index.index_image`, plus `schedule` (the coarse stages; the rest follows).
+        `progress` gets (windows done, windows total) over all stages.
+
+    Yields:
+        `PartialIndex` snapshots with growing window sets; the last is complete and has the same
+        boxes and ranks as `index_image` gives.
+    """
+    if concepts.shape[0] != len(hierarchy):
+        raise ValueError(
+            f"the concept bank has {concepts.shape[0]} rows but the hierarchy has {len(hierarchy)} "
+            "concepts; build the bank from the same vocabulary"
+        )
+    pixels, crop = prepare_image(image, config.image_size)
+    padded = pad_with_noise(pixels, config.pad, config.seed)
+    on_device = padded.to(concepts.device)
+    boxes = grid_boxes(config)
+    stages = stage_rows(config, schedule)
+    ranks = np.empty((len(boxes), concepts.shape[0]), dtype=sal.rank_dtype(concepts.shape[0]))
+    done = np.zeros(len(boxes), dtype=bool)
+    for number, rows in enumerate(stages, 1):
+        before = int(done.sum())
+
+        def step(n: int, _total: int, before: int = before) -> None:
+            if progress is not None:
+                progress(before + n, len(boxes))
+
+        ranks[rows] = encode_ranks(on_device, boxes[rows], encode, concepts, spec, batch_size, step)
+        done[rows] = True
+        keep = np.flatnonzero(done)  # grid_boxes order, so the last snapshot is today's index
+        yield PartialIndex(ranks=ranks if done.all() else ranks[keep], boxes=boxes[keep],
+                           hierarchy=hierarchy, crop=crop, config=config, padded=padded,
+                           stage=number, stages=len(stages), total=len(boxes))
