@@ -39,6 +39,8 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vocabulary", default="physical", help="physical | nouns | wordlist:PATH | synsets:PATH | synthetic-shapes")
     p.add_argument("--seek", default="definitions", choices=("definitions", "lemmas"))
     p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="auto", help="auto | fp32 | fp16 | bf16 | int8 (CPU: faster encoder)")
+    p.add_argument("--progressive", action="store_true", help="index coarse to fine, one bar per stage")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise border")
     p.add_argument("--batch-size", type=int, default=64)
 
@@ -47,7 +49,7 @@ def _engine(args: argparse.Namespace):
     from convis.engine import Engine
 
     return Engine.load(args.model, args.pretrained, args.vocabulary, args.seek, args.device,
-                       progress=_Bar("encoding concepts"))
+                       getattr(args, "precision", "auto"), progress=_Bar("encoding concepts"))
 
 
 def _index(engine, path: str, args: argparse.Namespace, config: GridConfig | None = None):
@@ -55,7 +57,15 @@ def _index(engine, path: str, args: argparse.Namespace, config: GridConfig | Non
 
     image = load_image(path)
     config = config or GridConfig(seed=args.seed)
-    return image, engine.index(image, config, args.batch_size, _Bar("indexing windows"))
+    if not getattr(args, "progressive", False):
+        return image, engine.index(image, config, args.batch_size, _Bar("indexing windows"))
+    bar = _Bar("indexing, stage 1 (coarse grid)")
+    for part in engine.index_progressive(image, config, args.batch_size, bar):
+        if not part.complete:  # the bar's label says which grid is being filled in
+            bar.desc = f"indexing, stage {part.stage + 1} of {part.stages}"
+            if bar.bar is not None:
+                bar.bar.set_description(bar.desc)
+    return image, part
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
