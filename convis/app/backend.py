@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from convis.app.warm import WarmUp, start_warm_up
 from convis.bank import load_bank
 from convis.config import GridConfig
 from convis.engine import Engine
@@ -64,6 +65,11 @@ class Entry:
     seconds: float  # indexing time (0 for a cache hit)
 
     @property
+    def complete(self) -> bool:
+        """False for a progressive snapshot (some windows not indexed yet)."""
+        return getattr(self.index, "complete", True)
+
+    @property
     def nbytes(self) -> int:
         padded = self.index.padded
         return int(self.index.ranks.nbytes + padded.element_size() * padded.nelement() + self.display.nbytes)
@@ -73,6 +79,11 @@ def _run_index(engine: Engine, image: Image.Image, config: GridConfig,
                progress: Progress | None) -> ImageIndex:
     """The only model-heavy call of the app (730 CLIP forwards): the ZeroGPU decorator wraps it."""
     return engine.index(image, config, progress=progress)
+
+
+def _run_progressive(engine: Engine, image: Image.Image, config: GridConfig,
+                     progress: Progress | None) -> Iterator[ImageIndex]:
+    yield from engine.index_progressive(image, config, progress=progress)
 
 
 class Backend:
@@ -94,7 +105,8 @@ class Backend:
     def __init__(self, model: str = "ViT-B-32/openai", vocabulary: str = "physical", *, device: str = "auto",
                  seek: str = "definitions", max_engines: int = 2, max_indexes: int = 8,
                  max_index_bytes: int = 1 << 30, gpu: Callable[[Callable], Callable] | None = None,
-                 display_size: int = 512, hierarchies: dict[str, Hierarchy] | None = None) -> None:
+                 display_size: int = 512, hierarchies: dict[str, Hierarchy] | None = None,
+                 precision: str = "auto") -> None:
         self.default_model = model_key(model)
         self.default_vocabulary = vocabulary
         self.device, self.seek, self.display_size = device, seek, display_size
@@ -105,6 +117,9 @@ class Backend:
         self._indexes: OrderedDict[Key, Entry] = OrderedDict()
         self._lock = threading.RLock()
         self._index_fn = gpu(_run_index) if gpu else _run_index
+        self._progressive_fn = gpu(_run_progressive) if gpu else _run_progressive
+        self.precision = precision  # "auto", "fp32", ..., "int8" (CPU): validated by the model door
+        self.warming: WarmUp | None = None  # set by `warm_up`
 
     # ---- choices ------------------------------------------------------------------------------
     def model_choices(self) -> list[tuple[str, str]]:
@@ -142,6 +157,11 @@ class Backend:
         self.startup_error = None
         return True
 
+    def warm_up(self) -> WarmUp:
+        """Start loading the default engine in the background (see `convis.app.warm`)."""
+        self.warming = start_warm_up(self)
+        return self.warming
+
     def hierarchy(self, vocabulary: str | None = None) -> Hierarchy:
         """The concept set of an offered vocabulary (disk-cached; WordNetUnavailableError if missing)."""
         _, vocabulary = self._check(None, vocabulary)
@@ -160,7 +180,7 @@ class Backend:
                 return self._engines[key]
             name, tag = parse_model(model)
             t0 = time.perf_counter()
-            clip = load_model(name, tag, device=self.device)
+            clip = load_model(name, tag, device=self.device, precision=self.precision)
             hierarchy = self.hierarchy(vocabulary)
             engine = Engine(clip, hierarchy, load_bank(clip, hierarchy, self.seek, progress=progress))
             _log.info("loaded %s over %s in %.1f s", model, vocabulary, time.perf_counter() - t0)
@@ -194,10 +214,32 @@ class Backend:
         engine = self.engine(model, vocabulary)
         t0 = time.perf_counter()
         index = self._index_fn(engine, image, GridConfig(seed=seed), progress)
-        crop = image.crop(index.crop.box).resize((self.display_size,) * 2, Image.Resampling.LANCZOS)
-        entry = Entry(key, index, np.asarray(crop.convert("RGB")), name, time.perf_counter() - t0)
+        entry = Entry(key, index, self._display(image, index), name, time.perf_counter() - t0)
         self._store(entry)
         return entry
+
+    def index_stages(self, image: Image.Image, name: str = "image", model: str | None = None,
+                     vocabulary: str | None = None, seed: int = 0,
+                     progress: Progress | None = None) -> Iterator[Entry]:
+        """As `index`, coarse to fine: an entry per stage; only the last (complete) one is cached."""
+        key = self.key(image, model, vocabulary, seed)
+        _, model, vocabulary, _ = key
+        if (hit := self.cached(key)) is not None:
+            yield Entry(key, hit.index, hit.display, name, 0.0)
+            return
+        engine = self.engine(model, vocabulary)
+        t0 = time.perf_counter()
+        display = None
+        for index in self._progressive_fn(engine, image, GridConfig(seed=seed), progress):
+            display = self._display(image, index) if display is None else display
+            entry = Entry(key, index, display, name, time.perf_counter() - t0)
+            if entry.complete:
+                self._store(entry)
+            yield entry
+
+    def _display(self, image: Image.Image, index: ImageIndex) -> np.ndarray:
+        crop = image.crop(index.crop.box).resize((self.display_size,) * 2, Image.Resampling.LANCZOS)
+        return np.asarray(crop.convert("RGB"))
 
     def _store(self, entry: Entry) -> None:
         with self._lock:

@@ -55,8 +55,9 @@ class Base:
         t0 = time.perf_counter()
         picture, _ = render_view(entry, name, session.view)
         ms = 1000 * (time.perf_counter() - t0)
+        stage = "" if entry.complete else f" Preview from {entry.index.describe()}: it sharpens as indexing goes on."
         return picture, (f"`{name}` on **{entry.name}**: drawn from the index in {ms:.0f} ms "
-                         "(no new CLIP pass).")
+                         f"(no new CLIP pass).{stage}")
 
     def _choose(self, session: Session, query: str) -> tuple[Hierarchy, str]:
         h = self.hierarchy(session)
