@@ -159,3 +159,8 @@ def iter_index(
         yield PartialIndex(ranks=ranks if done.all() else ranks[keep], boxes=boxes[keep],
                            hierarchy=hierarchy, crop=crop, config=config, padded=padded,
                            stage=number, stages=len(stages), total=len(boxes))
+
+
+def restrict(index: ImageIndex, rows: np.ndarray) -> ImageIndex:
+    """The index as if only the windows `rows` (ascending, of `index.boxes`) had been encoded."""
+    return dataclasses.replace(index, ranks=index.ranks[rows], boxes=index.boxes[rows], _cache={})

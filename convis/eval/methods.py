@@ -26,19 +26,21 @@ from PIL import Image
 from convis import saliency as sal
 from convis.config import GridConfig, StochasticConfig
 from convis.engine import Engine
+from convis.eval.progressive_methods import EXTRA_METHODS
 from convis.hierarchy import Hierarchy
 from convis.index import ImageIndex, index_image, resize_maps
 from convis.windows import CropBox, centre_crop_box, crop_windows, prepare_image
 
-METHODS = ("convis", "stochastic", "raw", "dense", "centre")
-_WINDOWED = ("convis", "stochastic", "raw")  # methods that need the window pass
+_BASE = ("convis", "stochastic", "raw", "dense", "centre")  # what "all" means
+METHODS = (*_BASE, *EXTRA_METHODS)
+_WINDOWED = ("convis", "stochastic", "raw", *EXTRA_METHODS)  # methods that need the window pass
 
 
 def parse_methods(text: str | Sequence[str]) -> list[str]:
     """"convis,raw" or ["convis", "raw"] or "all" -> checked method names, in the given order."""
     names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
     if names == ["all"]:
-        return list(METHODS)
+        return list(_BASE)
     bad = [n for n in names if n not in METHODS]
     if bad or not names:
         raise ValueError(f"unknown method(s) {bad or names}; choose from {', '.join(METHODS)} or 'all'")
@@ -97,6 +99,7 @@ class MapMaker:
         self.engine, self.methods = engine, parse_methods(methods)
         self.config, self.stochastic, self.batch_size = config, stochastic, batch_size
         self.seconds: dict[str, float] = dict.fromkeys(self.methods, 0.0)  # summed over images
+        self.extra: dict[str, dict] = {}  # the last image's side results of EXTRA_METHODS
 
     def window_pass(self, image: Image.Image) -> tuple[ImageIndex, torch.Tensor]:
         """The engine's index of the image and the (N, T) window-to-concept cosines behind it."""
@@ -146,6 +149,8 @@ class MapMaker:
                 maps = sal.grid_maps(values.cpu().numpy(), index.boxes, cfg.padded_size, cfg.pad,
                                      cfg.image_size, higher_is_better=True)
                 out[method] = resize_maps(maps, side)
+            elif method in EXTRA_METHODS:
+                out[method] = EXTRA_METHODS[method](self, image, index, concepts, side)
             elif method == "dense":
                 out[method] = self.dense(image, concepts, side)
             else:
