@@ -44,9 +44,10 @@ def create_demo(backend: Backend, examples: Sequence[str] = EXAMPLES,
         ui = {"api_visibility": "private", "show_progress": "hidden"}
         # Redraws from an index: cheap, so several may run; a newer click replaces a pending one.
         fast = {**ui, "trigger_mode": "always_last", "concurrency_id": "render", "concurrency_limit": 4}
-        # CLIP forwards: one at a time in the whole process (one CPU or GPU), with a progress bar.
+        # CLIP forwards: one at a time in the whole process (one CPU or GPU), with a progress bar on the
+        # upload, not on the map: the map is redrawn after each indexing stage and must stay visible.
         model_job = {"api_visibility": "private", "concurrency_id": "model", "concurrency_limit": 1,
-                     "show_progress_on": [c.picture]}
+                     "show_progress_on": [c.image]}
         # `mark_upload` runs unqueued at once and tells a running index job to stop at its next window
         # batch; the newer upload's job then runs (always_last keeps only the latest).
         c.image.change(uploads.mark_upload, [c.image, s], None, queue=False, trigger_mode="multiple",
