@@ -29,6 +29,26 @@ def _naive_map(ranks_min: np.ndarray, boxes: np.ndarray, pad: int = 128, size: i
     return (mean.max() - mean) / (mean.max() - mean.min())
 
 
+def _naive_blur(m: np.ndarray, k: int) -> np.ndarray:
+    """Mean over the k x k box [i - k//2, i + k - k//2 - 1] with edge pixels repeated, by slicing."""
+    side = m.shape[0]
+    idx = np.clip(np.arange(-(k // 2), side + k - k // 2 - 1), 0, side - 1)
+    p = m[np.ix_(idx, idx)]
+    out = np.zeros_like(m, dtype=np.float64)
+    for dy in range(k):
+        for dx in range(k):
+            out += p[dy:dy + side, dx:dx + side]
+    return out / (k * k)
+
+
+def test_box_blur_matches_a_naive_loop():
+    from convis.progressive import box_blur
+
+    m = np.random.default_rng(0).random((2, 40, 40))
+    for k in (1, 4, 7):
+        assert np.allclose(box_blur(m, k)[1], _naive_blur(m[1], k))
+
+
 def test_stage_sizes_match_a_hand_count():
     # 128 px corners: 16..336 step 16 (21 per axis); 64 px corners: 80..336 (17 per axis).
     # Stage 1: 128 px every 4th corner: 6² = 36. Stage 2: every 2nd: 11² = 121, so 85 new.
@@ -85,6 +105,10 @@ def test_each_stage_map_is_the_mean_over_its_windows_and_finds_the_planted_squar
         rows = [pos[tuple(b)] for b in snap.boxes.tolist()]
         assert np.array_equal(snap.ranks, full.ranks[rows])
         expected = _naive_map(full.ranks[rows][:, sub].min(axis=1), full.boxes[rows])
+        assert snap.smooth == (0 if snap.complete else {1: 64, 2: 32, 3: 32}[snap.stage])
+        if snap.smooth:  # a partial map is blurred over its grid's stride, then min-max normalised
+            blurred = _naive_blur(expected, snap.smooth)
+            expected = (blurred - blurred.min()) / (blurred.max() - blurred.min())
         assert np.abs(snap.saliency("red_thing.n.01", size=0) - expected).max() < 1e-5
         y, x = np.unravel_index(np.argmax(snap.saliency("red_thing.n.01")), (224, 224))
         assert BIG[0] <= x < BIG[2] and BIG[1] <= y < BIG[3]

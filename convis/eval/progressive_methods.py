@@ -19,7 +19,7 @@ from PIL import Image
 
 from convis.boxes import pointing_hit
 from convis.index import ImageIndex, index_image
-from convis.progressive import restrict, stage_rows
+from convis.progressive import DEFAULT_SCHEDULE, restrict, stage_rows, stage_smoothing
 
 if TYPE_CHECKING:
     from convis.eval.methods import MapMaker
@@ -37,10 +37,12 @@ def progressive_maps(maker: MapMaker, image: Image.Image, index: ImageIndex, con
     """(C, side, side) maps of the first stage; every stage's maps go to `maker.extra`."""
     done: list[np.ndarray] = []
     maps, windows = [], []
-    for rows in stage_rows(maker.config):
+    stages = stage_rows(maker.config)
+    for k, rows in enumerate(stages, 1):
         done.append(rows)
         keep = np.sort(np.concatenate(done))
-        maps.append(restrict(index, keep).saliency_many(concepts, side))
+        part = restrict(index, keep, k, len(stages), stage_smoothing(DEFAULT_SCHEDULE, k))
+        maps.append(part.saliency_many(concepts, side))
         windows.append(len(keep))
     maker.extra["convis-progressive"] = {"reference": index.saliency_many(concepts, side),
                                          "stages": maps, "windows": windows, "total": len(index.boxes)}
