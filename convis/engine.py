@@ -49,6 +49,8 @@ class Engine:
             pretrained: weights tag, checkpoint path, or "none" for a seeded random init.
             vocabulary: "physical", "nouns", "wordlist:PATH", "synsets:PATH" or "synthetic-shapes".
             seek: embed each concept's "definitions" (gloss, the paper) or "lemmas".
+            precision: "auto" (fp16 on CUDA, else fp32), "fp32", "fp16", "bf16", or "int8" (CPU only:
+                a ~1.5x faster image encoder; the concept bank stays fp32).
             progress: (done, total) callback while the bank is encoded.
         """
         clip = load_model(model, pretrained, device=device, precision=precision)
