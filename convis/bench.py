@@ -82,15 +82,10 @@ def run_bench(args: argparse.Namespace) -> dict:
     padded = index.padded.to(dev)
     crops = crop_windows(padded, boxes, clip.image_size, clip.mean, clip.std)  # (N, 3, S, S)
 
-    def encode_all() -> None:
-        for i in range(0, len(crops), args.batch_size):
-            clip.encode_image(crops[i : i + args.batch_size])
-
-    _, encode_seconds = _timed(encode_all, dev)
-    int8_rate = pb.int8_images_per_second(clip, crops, args.batch_size) if args.int8 else None
+    rates = pb.encoder_rates(clip, crops, args.batch_size, args.int8)  # fp32, int8, GEMM interleaved
     del crops
-    peak, flop = pb.gemm_gflops(dev), pb.encoder_gflop_per_image(clip)
-    encoder_rate = len(boxes) / encode_seconds
+    encoder_rate, int8_rate, peak = rates["fp32"], rates["int8"], rates["gemm_gflops"]
+    encode_seconds, flop = len(boxes) / encoder_rate, pb.encoder_gflop_per_image(clip)
 
     rng = np.random.default_rng(args.seed)
     concepts = [hier.ids[i] for i in rng.choice(len(hier), size=min(100, len(hier)), replace=False)]

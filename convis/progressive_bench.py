@@ -2,10 +2,10 @@
 
 * `progressive_figures`: time to the first complete stage of the coarse-to-fine index, and each
   stage's time, against the same run's full index.
-* `gemm_gflops`: the measured fp32 GEMM peak of the device; `encoder_gflop_per_image`: what one
-  image costs the encoder (2 FLOP per multiply-add), so their ratio says how close to the peak
-  the encoder runs.
-* `int8_images_per_second`: the same crops through the int8 (dynamically quantised) encoder.
+* `encoder_rates`: fp32 and int8 (dynamically quantised) encoder images/s on the same crops, and
+  the measured fp32 GEMM peak, interleaved so a shared machine's load hits all three alike;
+  `encoder_gflop_per_image`: what one image costs the encoder (2 FLOP per multiply-add), so
+  rate x cost / peak says how close to the peak the encoder runs.
 """
 
 from __future__ import annotations
@@ -37,21 +37,6 @@ def progressive_figures(engine, image: Image.Image, config: GridConfig, batch_si
             "progressive_index_seconds": stages[-1]["seconds"], "progressive_stages": stages}
 
 
-def gemm_gflops(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
-    """Best fp32 (n x n) @ (n x n) rate over `repeats`, in GFLOP/s (2 n³ FLOP each)."""
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
-    a @ b  # warm-up: thread pool, allocator
-    best = float("inf")
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        a @ b
-        _sync(device)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9
-
-
 def encoder_gflop_per_image(clip) -> float:
     """FLOP of one image through the image encoder (torch's counter: 2 per multiply-add), in GFLOP."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -65,15 +50,36 @@ def encoder_gflop_per_image(clip) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def int8_images_per_second(clip, crops: torch.Tensor, batch_size: int) -> float | None:
-    """Images/s of the int8 encoder on `crops` (N, 3, S, S); None off the CPU (int8 is CPU only)."""
+def encoder_rates(clip, crops: torch.Tensor, batch_size: int, int8: bool = True) -> dict:
+    """fp32 and int8 images/s on `crops` (N, 3, S, S), and the GEMM peak, measured interleaved.
+
+    Batch by batch: the fp32 encoder, then the int8 one, then one GEMM; so on a shared machine
+    all three see the same load and their ratios hold. int8 is None off the CPU (CPU only).
+    """
     from convis.models import load_model
 
-    if clip.device.type != "cpu":
-        return None
-    q = load_model(clip.name, clip.pretrained or "none", device="cpu", precision="int8")
-    q.encode_image(crops[:2])  # warm-up
-    t0 = time.perf_counter()
+    dev = clip.device
+    q = load_model(clip.name, clip.pretrained or "none", device="cpu", precision="int8") \
+        if int8 and dev.type == "cpu" else None
+    a, b = torch.randn(2048, 2048, device=dev), torch.randn(2048, 2048, device=dev)
+    for warm in (clip, q):
+        if warm is not None:
+            warm.encode_image(crops[:2])
+    seconds = {"fp32": 0.0, "int8": 0.0}
+    gemm = []
     for i in range(0, len(crops), batch_size):
-        q.encode_image(crops[i : i + batch_size])
-    return len(crops) / (time.perf_counter() - t0)
+        batch = crops[i : i + batch_size]
+        for name, model in (("fp32", clip), ("int8", q)):
+            if model is not None:
+                _sync(dev)
+                t0 = time.perf_counter()
+                model.encode_image(batch)
+                _sync(dev)
+                seconds[name] += time.perf_counter() - t0
+        _sync(dev)
+        t0 = time.perf_counter()
+        a @ b
+        _sync(dev)
+        gemm.append(2 * 2048**3 / (time.perf_counter() - t0) / 1e9)
+    return {"fp32": len(crops) / seconds["fp32"], "int8": len(crops) / seconds["int8"] if q else None,
+            "gemm_gflops": max(gemm)}
