@@ -28,3 +28,13 @@ def test_unknown_or_misplaced_precision_names_the_fix():
         load_model("test-tiny", device="cpu", precision="int4")
     with pytest.raises(ValueError, match="CPU only"):
         load_model("test-tiny", device="meta", precision="int8")
+
+
+def test_encoder_flop_count_matches_a_hand_count_for_vit_b_32():
+    from convis.progressive_bench import encoder_gflop_per_image
+
+    # By hand, in multiply-adds: per layer 50 tokens x (4 x 768² attention projections + 2 x 768 x 3072
+    # MLP) + 2 x 50² x 768 attention products; 12 layers; patch embedding 49 x 3,072 x 768; projection.
+    macs = 12 * (50 * (4 * 768**2 + 2 * 768 * 3072) + 2 * 50**2 * 768) + 49 * 3072 * 768 + 768 * 512
+    clip = load_model("ViT-B-32", "none", device="cpu", precision="fp32")
+    assert abs(encoder_gflop_per_image(clip) - 2 * macs / 1e9) / (2 * macs / 1e9) < 0.02
