@@ -27,7 +27,7 @@ import gradio as gr
 
 import convis.eval  # noqa: F401 - registers the synthetic-shapes model and vocabulary (offline demo)
 from convis.app import Backend
-from convis.app.backend import model_key
+from convis.app.entry import model_key
 from convis.app.endpoints import Endpoints
 from convis.app.handlers import Handlers
 from convis.app.layout import CSS, build_layout
@@ -55,9 +55,10 @@ def create_demo(backend: Backend, examples: Sequence[str] = EXAMPLES,
         ui = {"api_visibility": "private", "show_progress": "hidden"}
         # Redraws from an index: cheap, so several may run; a newer click replaces a pending one.
         fast = {**ui, "trigger_mode": "always_last", "concurrency_id": "render", "concurrency_limit": 4}
-        # CLIP forwards: one at a time in the whole process (one CPU or GPU), with a progress bar.
+        # CLIP forwards: one at a time in the whole process (one CPU or GPU), with a progress bar on the
+        # upload, not on the map: the map is redrawn after each indexing stage and must stay visible.
         model_job = {"api_visibility": "private", "concurrency_id": "model", "concurrency_limit": 1,
-                     "show_progress_on": [c.picture]}
+                     "show_progress_on": [c.image]}
         # `mark_upload` runs unqueued at once and tells a running index job to stop at its next window
         # batch; the newer upload's job then runs (always_last keeps only the latest).
         drawn = []  # every event that redraws the map; each is followed by `methods.extras`
@@ -87,8 +88,9 @@ def create_demo(backend: Backend, examples: Sequence[str] = EXAMPLES,
                            [s, c.picture, c.status], api_name="set_method", **fast))
         for i, event in enumerate(drawn):  # the raw map beside, the map's caption, a stochastic request
             event.then(methods.extras, [s], [c.raw_map, c.picture, c.request], api_name=f"extras_{i}", **fast)
+        # The stochastic map replaces the picture only at its end: its progress shows on the map.
         c.request.change(methods.run_stochastic, [s], [s, c.picture, c.status], api_name="stochastic",
-                         trigger_mode="always_last", **model_job)
+                         trigger_mode="always_last", **{**model_job, "show_progress_on": [c.picture]})
         c.stop.click(methods.stop, [s], [c.status, c.picture], queue=False, api_name="stop", **ui)
         compare_out = [s, c.compare, c.grid]
         c.compare.input(handlers.set_compare, [c.compare, s], compare_out, api_name="compare", **fast)
@@ -96,6 +98,15 @@ def create_demo(backend: Backend, examples: Sequence[str] = EXAMPLES,
         c.kids.click(handlers.compare_children, [s], compare_out, api_name="compare_children", **fast)
         c.clear.click(handlers.compare_clear, [s], compare_out, api_name="compare_clear", **fast)
         c.export.click(handlers.export, [s], [c.files], api_name="export", **fast)
+
+        def warm_status() -> tuple:  # what the start-up load is doing; the timer stops once it is done
+            w = backend.warming
+            text = w.describe(backend.startup_error) if w else ""
+            return gr.update(value=text, visible=bool(text)), gr.Timer(active=bool(w and w.state == "loading"))
+
+        demo.load(warm_status, None, [c.loading, c.loading_timer], queue=False, api_visibility="private")
+        c.loading_timer.tick(warm_status, None, [c.loading, c.loading_timer], queue=False,
+                             api_visibility="private", show_progress="hidden")
 
         a, one_model = c.api, {"concurrency_id": "model", "concurrency_limit": 1}
         gr.api(api.search, api_name="search", concurrency_limit=None)
@@ -132,14 +143,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Parse flags, load the default model and concept set once, and serve."""
+    """Parse flags, start loading the default model and concept set in the background, and serve."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     gpu = spaces.GPU(duration=120) if spaces is not None else None  # a no-op off ZeroGPU
     backend = Backend(model_key(args.model, args.pretrained), args.vocabulary, device=args.device, seek=args.seek,
                       precision=args.precision, gpu=gpu, allow_large=args.allow_large,
                       max_index_bytes=args.index_mib << 20)
-    backend.preload()
+    backend.warm_up()  # the page is served at once and says what is loading; the first visitor waits less
     launch(create_demo(backend, queue_size=args.queue_size), host=args.host, port=args.port,
            share=True if args.share else None)
 

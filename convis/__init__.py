@@ -9,7 +9,8 @@
 from convis.config import GridConfig, StochasticConfig
 from convis.engine import Engine
 from convis.hierarchy import Hierarchy, UnknownConceptError
-from convis.index import ImageIndex, build_index, index_image
+from convis.index import ImageIndex
+from convis.indexing import build_index, index_image
 from convis.models import Clip, ModelLoadError, list_models, load_model
 from convis.wordnet import load_hierarchy
 

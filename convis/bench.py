@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from convis import progressive_bench as pb
 from convis import saliency as sal
 from convis.config import GridConfig
 from convis.shell import add_engine_args, load_engine
@@ -91,16 +92,15 @@ def run_bench(args: argparse.Namespace) -> dict:
 
     engine.index(image, GridConfig(scales=(128,), stride=112), args.batch_size)  # warm-up
     index, index_seconds = _timed(lambda: engine.index(image, cfg, args.batch_size), dev)
+    progressive = pb.progressive_figures(engine, image, cfg, args.batch_size)  # same run: a fair ratio
 
     padded = index.padded.to(dev)
     crops = crop_windows(padded, boxes, clip.image_size, clip.mean, clip.std)  # (N, 3, S, S)
 
-    def encode_all() -> None:
-        for i in range(0, len(crops), args.batch_size):
-            clip.encode_image(crops[i : i + args.batch_size])
-
-    _, encode_seconds = _timed(encode_all, dev)
+    rates = pb.encoder_rates(clip, crops, args.batch_size, args.int8)  # fp32, int8, GEMM interleaved
     del crops
+    encoder_rate, int8_rate, peak = rates["fp32"], rates["int8"], rates["gemm_gflops"]
+    encode_seconds, flop = len(boxes) / encoder_rate, pb.encoder_gflop_per_image(clip)
 
     rng = np.random.default_rng(args.seed)
     concepts = [hier.ids[i] for i in rng.choice(len(hier), size=min(100, len(hier)), replace=False)]
@@ -124,13 +124,23 @@ def run_bench(args: argparse.Namespace) -> dict:
 
     first = index_seconds + map_s
     return {
-        "device": str(dev), "precision": str(clip.dtype).replace("torch.", ""), "model": clip.model_id,
+        "device": str(dev), "precision": clip.precision or str(clip.dtype).replace("torch.", ""), "model": clip.model_id,
         "vocabulary": hier.vocabulary, "concepts": len(hier), "image": str(args.image),
         "torch_threads": torch.get_num_threads(),
         "windows": len(boxes),
         "index_seconds": round(index_seconds, 3),
         "index_windows_per_second": round(len(boxes) / index_seconds, 2),
-        "encoder_images_per_second": round(len(boxes) / encode_seconds, 2),
+        "encoder_images_per_second": round(encoder_rate, 2),
+        "preview_windows": progressive["preview_windows"],
+        "first_preview_seconds": progressive["first_preview_seconds"],
+        "first_preview_fraction_of_index": round(progressive["first_preview_seconds"] / index_seconds, 3),
+        "progressive_index_seconds": progressive["progressive_index_seconds"],
+        "progressive_stages": progressive["progressive_stages"],
+        "gemm_gflops": round(peak, 1),
+        "encoder_gflop_per_image": round(flop, 3),
+        "encoder_peak_fraction": round(flop * encoder_rate / peak, 3),
+        "int8_images_per_second": None if int8_rate is None else round(int8_rate, 2),
+        "int8_speedup": None if int8_rate is None else round(int8_rate / encoder_rate, 2),
         "index_efficiency": round(encode_seconds / index_seconds, 3),
         "map_ms_median": round(1000 * map_s, 3),
         "map_ms_median_at_crop_size": round(1000 * statistics.median(crop_times), 3),
@@ -173,5 +183,6 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--reference-sample", type=int, default=120, help="reference windows actually timed")
     p.add_argument("--bank-sample", type=int, default=480, help="glosses timed for the bank figures")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-int8", dest="int8", action="store_false", help="skip the int8 encoder figure")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)

@@ -23,6 +23,7 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
     add_engine_args(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the noise border")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--progressive", action="store_true", help="index coarse to fine, the bar names each stage")
 
 
 def _index(engine, path: str, args: argparse.Namespace, config: GridConfig | None = None):
@@ -30,7 +31,13 @@ def _index(engine, path: str, args: argparse.Namespace, config: GridConfig | Non
 
     image = load_image(path)
     config = config or GridConfig(seed=args.seed)
-    return image, engine.index(image, config, args.batch_size, Bar("indexing windows"))
+    if not getattr(args, "progressive", False):
+        return image, engine.index(image, config, args.batch_size, Bar("indexing windows"))
+    bar = Bar("indexing, stage 1 (coarse grid)")
+    for part in engine.index_progressive(image, config, args.batch_size, bar):
+        if not part.complete:  # the bar's label says which grid is being filled in
+            bar.describe(f"indexing, stage {part.stage + 1} of {part.stages}")
+    return image, part
 
 
 def _explain_maps(engine, index, names: list[str], phrases, args: argparse.Namespace) -> np.ndarray:

@@ -1,79 +1,23 @@
-"""The image index: one pass of CLIP over the windows serves every concept of the hierarchy.
+"""The image index: each window's rank of every concept of T, and the maps drawn from it.
 
-`build_index` encodes the windows once and keeps each window's rank of every concept in T.
-`ImageIndex.saliency` then needs no model: it is a min over a subtree's columns and one box
-accumulation, a few milliseconds.
+`convis.indexing` builds it (one pass of CLIP over the windows). `ImageIndex.saliency` then needs
+no model: a min over a subtree's columns and one box accumulation, a few milliseconds.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image
 
 from convis import cosine
 from convis import saliency as sal
 from convis.chains import collapse_chains as collapse_chains_of
-from convis.config import GridConfig, Progress, StochasticConfig
+from convis.config import GridConfig
 from convis.hierarchy import Hierarchy
-from convis.windows import (CropBox, crop_windows, grid_boxes, map_shape, pad_with_noise, prepare_image,
-                            prepare_whole)
-
-if TYPE_CHECKING:
-    from convis.bank import Bank
-    from convis.models import Clip
-
-Encoder = Callable[[torch.Tensor], torch.Tensor]  # (N, 3, S, S) normalised -> (N, D)
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """What the encoder expects: input side S and per-channel normalisation."""
-
-    size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-
-def encode_windows(
-    padded: torch.Tensor,
-    boxes: np.ndarray,
-    encode: Encoder,
-    concepts: torch.Tensor,
-    spec: InputSpec,
-    batch_size: int = 64,
-    progress: Progress | None = None,
-) -> tuple[np.ndarray, torch.Tensor]:
-    """Encode every window, rank all concepts for it and keep its embedding.
-
-    Args:
-        padded: (3, H, W) image in [0, 1], on the device the encoder wants.
-        boxes: (N, 4) window boxes in padded pixels.
-        encode: image encoder, (n, 3, S, S) -> (n, D); rows need not be normalised.
-        concepts: (T, D) unit rows, on the encoder's device.
-
-    Returns:
-        (N, T) ranks, 0 = most similar, int16 (int32 beyond 32,768 concepts), on the CPU; and
-        (N, D) unit window embeddings, float16 on the CPU (N x D x 2 bytes: 0.73 MB for 730 x 512).
-    """
-    ranks = np.empty((len(boxes), concepts.shape[0]), dtype=sal.rank_dtype(concepts.shape[0]))
-    kept: list[torch.Tensor] = []
-    with torch.inference_mode():
-        for start in range(0, len(boxes), batch_size):
-            stop = min(start + batch_size, len(boxes))
-            crops = crop_windows(padded, boxes[start:stop], spec.size, spec.mean, spec.std)
-            emb = F.normalize(encode(crops).float(), dim=-1)  # (n, D)
-            ranks[start:stop] = sal.rank_matrix(emb @ concepts.float().T).cpu().numpy()
-            kept.append(emb.to("cpu", torch.float16))
-            if progress is not None:
-                progress(stop, len(boxes))
-    return ranks, torch.cat(kept)
+from convis.windows import CropBox, map_shape
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,6 +46,11 @@ class ImageIndex:
     model_id: str = ""
     embeddings: torch.Tensor | None = None
     _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def complete(self) -> bool:
+        """True: every window is indexed (a `convis.progressive.PartialIndex` may not be)."""
+        return True
 
     @property
     def grid_shape(self) -> tuple[int, int]:
@@ -225,84 +174,3 @@ class ImageIndex:
             return collapse_chains_of(self.hierarchy, scores, k)
         top = np.argsort(-scores, kind="stable")[:k]
         return [(self.hierarchy.ids[i], float(scores[i])) for i in top]
-
-
-def index_image(
-    image: Image.Image,
-    encode: Encoder,
-    concepts: torch.Tensor,
-    hierarchy: Hierarchy,
-    spec: InputSpec,
-    config: GridConfig = GridConfig(),
-    batch_size: int = 64,
-    progress: Progress | None = None,
-) -> ImageIndex:
-    """Index an image with any encoder (the seam tests use with fake encoders).
-
-    Args:
-        image: RGB image of any size; the centre square is used, or the whole picture with
-            `config.whole` (short side resized to `config.image_size`).
-        encode: (n, 3, S, S) -> (n, D) image encoder.
-        concepts: (T, D) unit rows in `hierarchy` order, on the encoder's device.
-    """
-    if concepts.shape[0] != len(hierarchy):
-        raise ValueError(
-            f"the concept bank has {concepts.shape[0]} rows but the hierarchy has {len(hierarchy)} "
-            "concepts; build the bank from the same vocabulary"
-        )
-    if config.whole:
-        pixels, crop = prepare_whole(image, config.image_size, config.max_aspect)
-    else:
-        pixels, crop = prepare_image(image, config.image_size)
-    padded = pad_with_noise(pixels, config.pad, config.seed)
-    boxes = grid_boxes(config, pixels.shape[:2])
-    ranks, emb = encode_windows(padded.to(concepts.device), boxes, encode, concepts, spec, batch_size, progress)
-    return ImageIndex(ranks, boxes, hierarchy, crop, config, padded, embeddings=emb)
-
-
-def build_index(
-    image: Image.Image,
-    clip: Clip,
-    bank: Bank,
-    hierarchy: Hierarchy,
-    config: GridConfig = GridConfig(),
-    batch_size: int = 64,
-    progress: Progress | None = None,
-) -> ImageIndex:
-    """Index an image with a loaded CLIP and its concept bank (730 forwards with the defaults)."""
-    if bank.vocabulary != hierarchy.vocabulary:
-        raise ValueError(
-            f"bank is for vocabulary {bank.vocabulary!r} but the hierarchy is {hierarchy.vocabulary!r}"
-        )
-    spec = InputSpec(clip.image_size, clip.mean, clip.std)
-    idx = index_image(image, clip.encode_image, bank.embeddings, hierarchy, spec, config, batch_size, progress)
-    return dataclasses.replace(idx, model_id=clip.model_id)
-
-
-def stochastic_saliency(
-    index: ImageIndex,
-    concept: str,
-    encode: Encoder,
-    concepts: torch.Tensor,
-    spec: InputSpec,
-    config: StochasticConfig = StochasticConfig(),
-    progress: Progress | None = None,
-) -> np.ndarray:
-    """The reference's stochastic map for one concept, on the index's padded pixels.
-
-    Sequential: `config.iterations` single-window forwards, `progress(done, total)` after each
-    (an exception it raises stops the run). Returns (h, w) float32 in [0, 1]: (S, S), or the
-    whole picture's grid shape.
-    """
-    sub = index.hierarchy.subtree(concept)
-    n = config.gamma_n or len(sub)
-    padded = index.padded.to(concepts.device)
-
-    def score_box(box: tuple[int, int, int, int]) -> float:
-        with torch.inference_mode():
-            crop = crop_windows(padded, np.asarray([box]), spec.size, spec.mean, spec.std)
-            emb = F.normalize(encode(crop).float(), dim=-1)
-            ranks = sal.rank_matrix(emb @ concepts.float().T).cpu().numpy()
-        return float(sal.gamma_score(sal.best_rank(ranks, sub), n, config.gamma)[0])
-
-    return sal.stochastic_map(score_box, config, index.grid_shape, index.config.pad, progress)

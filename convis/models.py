@@ -23,6 +23,9 @@ _log = logging.getLogger(__name__)
 # Users add theirs with `register_model` (the evaluation registers its synthetic-shapes model).
 DEFAULT_PRETRAINED: dict[str, str] = {"test-tiny": "none"}
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# int8: the image tower's Linear layers dynamically quantised (CPU only); the text tower stays fp32,
+# so the concept bank is the fp32 one. ~1.5x the fp32 images/s on a CPU; see README "Performance".
+PRECISIONS = ("auto", *_DTYPES, "int8")
 _NONE = (None, "none", "")
 _FIXES = ("Fixes: connect to the internet once so the weights are downloaded into the Hugging Face cache "
           "(~/.cache/huggingface); or pass a local checkpoint with --pretrained /path/to/file.safetensors; "
@@ -93,6 +96,7 @@ class Clip:
     context_length: int
     fingerprint: str = ""  # short hash of a local checkpoint file, so model_id changes with the weights
     preprocess: Callable[[Any], Tensor] | None = None  # open_clip's own inference transform: PIL -> (3, S, S)
+    precision: str = ""  # "fp32", "fp16", "bf16" or "int8" (its inputs are float32: see `dtype`)
 
     @property
     def model_id(self) -> str:
@@ -123,9 +127,32 @@ def _resolve_device(device: str | torch.device) -> torch.device:
 def _resolve_precision(precision: str, device: torch.device) -> str:
     if precision == "auto":
         return "fp16" if device.type == "cuda" else "fp32"
-    if precision not in _DTYPES:
-        raise ModelChoiceError(f"unknown precision '{precision}'; use auto, {', '.join(_DTYPES)}")
+    if precision not in PRECISIONS:
+        raise ModelChoiceError(f"unknown precision '{precision}'; use {', '.join(PRECISIONS)}")
+    if precision == "int8" and device.type != "cpu":
+        raise ModelChoiceError(f"precision int8 runs on the CPU only, not on {device.type}; use --device cpu, "
+                               "or fp16 on a GPU")
     return precision
+
+
+def _quantize_int8(module: nn.Module) -> nn.Module:
+    """Dynamic int8 quantisation of a module's Linear layers: int8 weights per output channel,
+    activations quantised per batch on the fly (fbgemm/onednn kernels on x86 and ARM CPUs).
+
+    torch.ao's eager `quantize_dynamic` is deprecated in favour of torchao, but torchao's int8
+    path only pays off under torch.compile on a CPU (eager: 1.03x here, vs 1.5-1.6x for this).
+    """
+    import warnings
+
+    ao = getattr(torch, "ao", None)
+    quantize = getattr(getattr(ao, "quantization", None), "quantize_dynamic", None)
+    if quantize is None:
+        raise ValueError(f"precision int8 needs torch.ao.quantization.quantize_dynamic, which torch "
+                         f"{torch.__version__} does not have; use fp32")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(deprecated|quantize_per).*")
+        qconfig = ao.quantization.per_channel_dynamic_qconfig
+        return quantize(module, {nn.Linear: qconfig}, dtype=torch.qint8)
 
 
 def _resolve_arch(name: str, pretrained: str | None) -> tuple[str, dict[str, Any]]:
@@ -147,7 +174,8 @@ def load_model(name: str = "ViT-B-32", pretrained: str | None = "openai", device
         pretrained: weights tag, a local checkpoint file, or None/"none" for a seeded random init.
             Files carry no QuickGELU flag: name the "-quickgelu" arch for OpenAI weights.
         device: "auto" (cuda, then mps, then cpu) or a torch device string.
-        precision: "auto" (fp16 on cuda, else fp32), "fp32", "fp16" or "bf16".
+        precision: "auto" (fp16 on cuda, else fp32), "fp32", "fp16", "bf16", or "int8" (CPU only:
+            the image encoder's Linear layers in int8, faster; text and concept bank stay fp32).
 
     Raises:
         ValueError: unknown model, tag or precision. FileNotFoundError: missing checkpoint.
@@ -196,12 +224,15 @@ def _load(name: str, pretrained: str, kind: str, device: str, precision: str, st
         with _hub.cache_only(cached), torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # random inits are reproducible: caches are keyed on model_id
             model = oc.create_model(arch, pretrained=None if kind in ("none", "hub", "dir") else pretrained,
-                                    device=device, precision=precision, **kwargs)
+                                    device=device, precision="fp32" if precision == "int8" else precision,
+                                    **kwargs)
             tokenizer = oc.get_tokenizer(arch)
     except (RuntimeError, OSError, ValueError) as e:  # download, file and state-dict failures
         fixes = _FIXES if kind in ("tag", "hub") else ""
         raise ModelLoadError(f"could not load {label}: {e}. {fixes}".strip()) from e
     model.eval()
+    if precision == "int8":
+        model.visual = _quantize_int8(model.visual)
     cfg = oc.get_model_preprocess_cfg(model)
     size = cfg["size"]
     from open_clip.transform import PreprocessCfg, image_transform_v2
@@ -210,6 +241,6 @@ def _load(name: str, pretrained: str, kind: str, device: str, precision: str, st
     return Clip(model=model, tokenizer=tokenizer, name=name, pretrained=pretrained,
                 image_size=int(size if isinstance(size, int) else size[0]),
                 mean=tuple(float(v) for v in cfg["mean"]), std=tuple(float(v) for v in cfg["std"]),
-                device=torch.device(device), dtype=_DTYPES[precision],
+                device=torch.device(device), dtype=_DTYPES.get(precision, torch.float32), precision=precision,
                 context_length=int(getattr(model, "context_length", None) or tokenizer.context_length),
                 fingerprint=_hub.fingerprint(pretrained) if kind == "file" else "", preprocess=preprocess)

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from convis.hierarchy import toy_hierarchy
-from convis.index import InputSpec
+from convis.indexing import InputSpec
 
 SPEC = InputSpec(size=32, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 RED, GREEN = (230, 20, 20), (20, 200, 20)

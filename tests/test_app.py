@@ -29,6 +29,11 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "assets" / "examples"
 CAT = str(EXAMPLES / "cat.jpg")
 
 
+
+def last(stream):
+    """The final output of a streaming handler (it yields once per indexing stage)."""
+    return list(stream)[-1]
+
 def noop(*_args, **_kwargs) -> None:
     """Stands in for gr.Progress outside a request."""
 
@@ -43,7 +48,7 @@ def indexed(toy_backend):
     uploads, handlers = Uploads(toy_backend), Handlers(toy_backend)
     session = Session()
     uploads.mark_upload(CAT, session)
-    out = uploads.index_image(CAT, session, noop)
+    out = last(uploads.index_image(CAT, session, noop))
     assert session.entry is not None, out[3]
     return session, uploads, handlers
 
@@ -104,7 +109,7 @@ def test_switching_vocabulary_resets_the_tree_and_reindexes(toy_backend):
                       hierarchies={"toy": toy_backend.hierarchy("toy"), "mini": small})
     uploads, session = Uploads(backend), Session()
     uploads.mark_upload(CAT, session)
-    uploads.index_image(CAT, session, noop)
+    last(uploads.index_image(CAT, session, noop))
     session.synset = "feline.n.01"  # not in "mini": the selection must go
     _, _, _, tree, picture, status, top, _ = uploads.switch_engine("test-tiny/none", "mini", session, noop)
     assert tree["vocabulary"] == "mini" and session.entry.key[2] == "mini"
@@ -164,7 +169,7 @@ def test_fetch_children_rejects_what_is_not_offered(toy_backend):
 def test_upload_shows_a_map_and_top_concepts(toy_backend):
     uploads, session = Uploads(toy_backend), Session()
     uploads.mark_upload(CAT, session)
-    _, image, picture, status, top, tree, info = uploads.index_image(CAT, session, noop)
+    _, image, picture, status, top, tree, info = last(uploads.index_image(CAT, session, noop))
     # The whole picture by default: the map keeps cat.jpg's 451 x 300 aspect, long side capped at 768.
     assert isinstance(picture, np.ndarray) and picture.shape[2] == 3 and max(picture.shape[:2]) <= 768
     assert abs(picture.shape[1] / picture.shape[0] - 451 / 300) < 0.01, picture.shape
@@ -227,7 +232,7 @@ def test_export_writes_png_npy_and_settings(indexed):
 def test_a_newer_upload_stops_the_running_index(toy_backend):
     uploads, session = Uploads(toy_backend), Session()
     session.latest_upload = "second.jpg"  # arrived while the first was queued or running
-    assert uploads.index_image("first.jpg", session, noop)[1:] == (gr.skip(),) * 6
+    assert last(uploads.index_image("first.jpg", session, noop))[1:] == (gr.skip(),) * 6
     image = Image.fromarray(np.full((64, 64, 3), 7, np.uint8))
     with pytest.raises(Superseded):
         uploads.ensure_index(image, "first.jpg", session, noop, "first.jpg")
@@ -363,7 +368,7 @@ def test_every_model_call_goes_through_the_gpu_decorator(toy_backend):
                       hierarchies={"toy": toy_backend.hierarchy("toy")})
     handlers, methods, session = Handlers(backend), Methods(backend), Session()
     methods.mark_upload(CAT, session)
-    methods.index_image(CAT, session, noop)
+    last(methods.index_image(CAT, session, noop))
     handlers.search_submit("a red sports car", session)
     handlers.select_node(session, event("cat.n.01"))
     methods.set_method("Stochastic (sequential, slower)", True, session)
@@ -426,7 +431,7 @@ def test_bad_uploads_explain_and_keep_the_session(kind, message, indexed, tmp_pa
     path = str(_make(kind, tmp_path))
     uploads.mark_upload(path, session)
     with pytest.warns(UserWarning, match="Could not use"):
-        _, image, _, status, *_ = uploads.index_image(path, session, noop)
+        _, image, _, status, *_ = last(uploads.index_image(path, session, noop))
     assert message in status and Path(path).name in status and str(tmp_path) not in status
     assert image == good and session.current == before, "the previous image stays usable"
     assert isinstance(handlers.select_node(session, event("cat.n.01"))[1], np.ndarray)
@@ -437,7 +442,7 @@ def test_odd_but_valid_uploads_are_indexed(kind, toy_backend, tmp_path):
     uploads, session = Uploads(toy_backend), Session()
     path = str(_make(kind, tmp_path))
     uploads.mark_upload(path, session)
-    status = uploads.index_image(path, session, noop)[3]
+    status = last(uploads.index_image(path, session, noop))[3]
     assert "indexed" in status and session.entry is not None and session.entry.display.shape[-1] == 3
 
 

@@ -126,3 +126,10 @@ def test_bench_reports_every_figure(capsys):
         assert figures[key] > 0, key
     assert figures["windows"] == 730 and figures["reference_windows"] == 1800
     assert figures["bank_max_abs_diff"] < 1e-5
+    # Issue 9's figures: the first stage is 36 windows and comes before the full index.
+    assert figures["preview_windows"] == 36
+    stages = figures["progressive_stages"]
+    assert [s["windows"] for s in stages] == [36, 121, 202, 730]
+    assert 0 < figures["first_preview_seconds"] == stages[0]["seconds"] < stages[-1]["seconds"]
+    for key in ("gemm_gflops", "encoder_gflop_per_image", "encoder_peak_fraction", "int8_images_per_second"):
+        assert figures[key] > 0, key

@@ -31,7 +31,9 @@ def image():
 
 def test_parse_methods():
     assert parse_methods("convis, raw") == ["convis", "raw"]
-    assert parse_methods("all") == list(METHODS)
+    assert parse_methods("all") == ["convis", "stochastic", "raw", "dense", "centre"]  # not the slow extras
+    assert parse_methods("convis-int8,convis-progressive") == ["convis-int8", "convis-progressive"]
+    assert set(METHODS) >= {"convis-int8", "convis-progressive"}
     assert parse_methods(["dense", "dense"]) == ["dense"]
     with pytest.raises(ValueError, match="unknown method"):
         parse_methods("convis,gradcam")

@@ -10,7 +10,7 @@ from convis.bank import load_bank
 from convis.config import GridConfig, StochasticConfig
 from convis.engine import Engine
 from convis.hierarchy import toy_hierarchy
-from convis.index import build_index
+from convis.indexing import build_index
 from convis.models import load_model
 from literal import hypo_star, literal_algorithm_1, literal_windows
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from convis.config import GridConfig
 from convis.hierarchy import toy_hierarchy
-from convis.index import InputSpec, index_image
+from convis.indexing import InputSpec, index_image
 
 SPEC = InputSpec(size=32, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 RED = (230, 20, 20)

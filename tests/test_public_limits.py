@@ -18,7 +18,7 @@ from PIL import Image
 from convis._lru import LRU, memoize
 from convis.app import Backend, Session
 from convis.app import limits
-from convis.app.backend import image_hash
+from convis.app.entry import image_hash
 from convis.app.handlers import Handlers
 from convis.app.loads import KeyedLoads, LoadFailed
 from convis.app.session import MAX_EXPORTS
@@ -251,7 +251,7 @@ def test_session_loses_an_index_the_backend_dropped(tmp_path):
     backend = _toy_backend(max_indexes=1)
     uploads, handlers, session = Uploads(backend), Handlers(backend), Session()
     uploads.mark_upload(CAT, session)
-    uploads.index_image(CAT, session, noop)
+    list(uploads.index_image(CAT, session, noop))
     assert session.entry is not None and not session.dropped
     other = tmp_path / "other.png"
     Image.fromarray(np.random.default_rng(1).integers(0, 255, (80, 90, 3), np.uint8)).save(other)
@@ -267,7 +267,7 @@ def test_session_loses_an_index_the_backend_dropped(tmp_path):
 def test_exports_are_per_session_bounded_and_cleaned(toy_backend):
     uploads, handlers, session = Uploads(toy_backend), Handlers(toy_backend), Session()
     uploads.mark_upload(CAT, session)
-    uploads.index_image(CAT, session, noop)
+    list(uploads.index_image(CAT, session, noop))
     paths = [handlers.export(session) for _ in range(MAX_EXPORTS + 3)]
     root = Path(session.exports)
     assert all(Path(p).parent.parent == root for p in paths[-1])
@@ -276,7 +276,7 @@ def test_exports_are_per_session_bounded_and_cleaned(toy_backend):
     assert sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) < MAX_EXPORTS * 20 * 2**20
     other = Session()
     uploads.mark_upload(CAT, other)
-    uploads.index_image(CAT, other, noop)
+    list(uploads.index_image(CAT, other, noop))
     assert Path(handlers.export(other)[0]).parent.parent != root, "one folder per session"
     session.close()
     assert not root.exists() and Path(other.exports).exists()
@@ -290,7 +290,7 @@ def test_deleted_upload_gives_a_message_without_a_server_path(tmp_path):
     path = tmp_path / "mine.png"
     Image.fromarray(np.random.default_rng(2).integers(0, 255, (70, 70, 3), np.uint8)).save(path)
     uploads.mark_upload(str(path), session)
-    uploads.index_image(str(path), session, noop)
+    list(uploads.index_image(str(path), session, noop))
     path.unlink()  # Gradio deletes uploads after an hour
     with pytest.warns(UserWarning):
         out = uploads.switch_engine("test-tiny/none", "toy2", session, noop)

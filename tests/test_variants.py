@@ -12,7 +12,7 @@ from convis import saliency as sal
 from convis.chains import collapse_chains
 from convis.config import GridConfig, StochasticConfig
 from convis.hierarchy import toy_hierarchy
-from convis.index import index_image
+from convis.indexing import index_image
 
 
 @pytest.mark.parametrize(("iterations", "reset", "first"), [

@@ -10,7 +10,7 @@ from _planted import BANK, HIER, RED, SPEC, colour_encoder, mean_in, planted
 from PIL import Image
 
 from convis.config import GridConfig, StochasticConfig
-from convis.index import index_image
+from convis.indexing import index_image
 from convis.windows import grid_boxes, prepare_image, prepare_whole, whole_size
 
 WHOLE = GridConfig(whole=True)

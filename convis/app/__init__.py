@@ -4,7 +4,8 @@
 `Session` is what one browser tab keeps; `SynsetTree` and `ConceptLinks` are the custom widgets.
 """
 
-from convis.app.backend import Backend, Entry
+from convis.app.backend import Backend
+from convis.app.entry import Entry
 from convis.app.session import Session, View
 from convis.app.widgets import ConceptLinks, SynsetTree
 

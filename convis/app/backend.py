@@ -8,34 +8,33 @@ picture or centre square), shared by the UI and the API; sessions only hold weak
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from convis._lru import LRU
+from convis.app.entry import Entry, Key, image_hash, model_key
 from convis.app.limits import public
 from convis.app.loads import KeyedLoads
+from convis.app.warm import WarmUp, start_warm_up
 from convis.bank import forget_bank, load_bank
 from convis.config import GridConfig, Progress
 from convis.engine import Engine
 from convis.errors import UserError
 from convis.hierarchy import Hierarchy
 from convis.index import ImageIndex
-from convis.models import DEFAULT_PRETRAINED, MODELS, forget_model, list_models, load_model, parse_model
+from convis.progressive import DEFAULT_SCHEDULE
+from convis.models import MODELS, forget_model, list_models, load_model, parse_model
 from convis.wordnet import load_hierarchy
 
 _log = logging.getLogger(__name__)
 
-Key = tuple[str, str, str, int, bool]  # (image hash, model key, vocabulary, seed, whole picture)
 VOCABULARIES = ("physical", "nouns")
 OFFLINE_MODEL = "test-tiny/none"  # offered when the default model cannot load: the UI stays explorable
 # Offered only with `allow_large` (--allow-large): `nouns` indexes are 240 MB each, a ViT-L-14 1.7 GB.
@@ -48,50 +47,15 @@ class NotOfferedError(UserError, ValueError):
     """A model or vocabulary this app does not offer (clients may only pick from the lists)."""
 
 
-def model_key(model: str, pretrained: str | None = None) -> str:
-    """Canonical "arch/tag" key of a model spec ("ViT-B-32" -> "ViT-B-32/openai")."""
-    if pretrained:
-        return f"{model}/{pretrained}"
-    name, tag = parse_model(model)
-    if tag and tag == DEFAULT_PRETRAINED.get(name) and Path(tag).is_absolute():
-        return name  # a checkpoint shipped in the repository: its server path stays out of the UI
-    return f"{name}/{tag}" if tag else name
-
-
-def image_hash(image: Image.Image) -> str:
-    """Full SHA-256 of the decoded pixels (a key shared by all users): re-saved copies share an index."""
-    digest = hashlib.sha256(f"{image.size}{image.mode}".encode())
-    digest.update(image.tobytes())
-    return digest.hexdigest()
-
-
-@dataclass(frozen=True, eq=False)
-class Entry:
-    """One indexed image: the engine's index and the mapped region of the original at display size."""
-
-    key: Key
-    index: ImageIndex
-    display: np.ndarray  # (h, w, 3) uint8: the region of the original image the map covers
-    name: str  # file name shown to the user
-    seconds: float  # indexing time (0 for a cache hit)
-
-    @property
-    def nbytes(self) -> int:
-        padded = self.index.padded
-        kept = self.index.embeddings  # (N, D) float16 window embeddings, for phrases and the raw map
-        extra = 0 if kept is None else kept.element_size() * kept.nelement()
-        return int(self.index.ranks.nbytes + padded.element_size() * padded.nelement() + self.display.nbytes
-                   + extra)
-
-
 def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return fn(*args, **kwargs)
 
 
-def _run_index(engine: Engine, image: Image.Image, config: GridConfig,
-               progress: Progress | None) -> ImageIndex:
-    """The only model-heavy call of the app (730 CLIP forwards): the ZeroGPU decorator wraps it."""
-    return engine.index(image, config, progress=progress)
+def _run_index(engine: Engine, image: Image.Image, config: GridConfig, progress: Progress | None,
+               staged: bool) -> Iterator[ImageIndex]:
+    """The app's window pass (730 CLIP forwards), coarse to fine when `staged`: ZeroGPU wraps it."""
+    schedule = DEFAULT_SCHEDULE if staged else ()
+    yield from engine.index_progressive(image, config, progress=progress, schedule=schedule)
 
 
 class Backend:
@@ -130,6 +94,7 @@ class Backend:
         self._loads = KeyedLoads()  # a lock per thing being loaded, failures remembered
         self._index_fn = gpu(_run_index) if gpu else _run_index
         self._device_fn = gpu(_call) if gpu else _call
+        self.warming: WarmUp | None = None  # set by `warm_up`
 
     def on_device(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run another model call (a phrase's text forward, a stochastic map) under the GPU decorator."""
@@ -181,6 +146,10 @@ class Backend:
         """The concept set if it is already in memory, else None. Never loads: for calls outside the queue."""
         vocabulary = vocabulary or self.default_vocabulary
         return self._hierarchies.get(vocabulary)
+    def warm_up(self) -> WarmUp:
+        """Start loading the default engine in the background (see `convis.app.warm`)."""
+        self.warming = start_warm_up(self)
+        return self.warming
 
     def hierarchy(self, vocabulary: str | None = None) -> Hierarchy:
         """The concept set of an offered vocabulary (disk-cached; WordNetUnavailableError if missing)."""
@@ -240,20 +209,34 @@ class Backend:
 
         `whole`: map the whole picture (maps keep its aspect ratio), not the paper's centre square.
         """
+        *_, entry = self.index_stages(image, name, model, vocabulary, seed, progress, whole, staged=False)
+        return entry
+
+    def index_stages(self, image: Image.Image, name: str = "image", model: str | None = None,
+                     vocabulary: str | None = None, seed: int = 0, progress: Progress | None = None,
+                     whole: bool = False, staged: bool = True) -> Iterator[Entry]:
+        """As `index`, coarse to fine: an entry per stage (`staged`); only the complete one is cached."""
         key = self.key(image, model, vocabulary, seed, whole)
-        _, model, vocabulary, _, _ = key
         if (hit := self.cached(key)) is not None:
-            return Entry(key, hit.index, hit.display, name, 0.0)
-        engine = self.engine(model, vocabulary)
+            yield Entry(key, hit.index, hit.display, name, 0.0)
+            return
+        engine = self.engine(key[1], key[2])
         t0 = time.perf_counter()
-        index = self._index_fn(engine, image, GridConfig(seed=seed, whole=whole), progress)
-        h, w = index.crop.shape  # short side at display size, the long side at most 1.5 times that
+        config = GridConfig(seed=seed, whole=whole)
+        display = None
+        for index in self._index_fn(engine, image, config, progress, staged):
+            display = self._display(image, index) if display is None else display
+            entry = Entry(key, index, display, name, time.perf_counter() - t0)
+            if entry.complete:
+                self._store(entry)
+            yield entry
+
+    def _display(self, image: Image.Image, index: ImageIndex) -> np.ndarray:
+        """(h, w, 3) uint8: the mapped region, short side at display size, long side at most 1.5 times it."""
+        h, w = index.crop.shape
         scale = min(self.display_size / min(h, w), 1.5 * self.display_size / max(h, w))
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        crop = image.crop(index.crop.box).resize(size, Image.Resampling.LANCZOS)
-        entry = Entry(key, index, np.asarray(crop.convert("RGB")), name, time.perf_counter() - t0)
-        self._store(entry)
-        return entry
+        return np.asarray(image.crop(index.crop.box).resize(size, Image.Resampling.LANCZOS).convert("RGB"))
 
     def _store(self, entry: Entry) -> None:
         with self._index_lock:

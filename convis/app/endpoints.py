@@ -13,7 +13,8 @@ import gradio as gr
 import numpy as np
 
 from convis.app import limits, maps
-from convis.app.backend import Backend, Entry
+from convis.app.backend import Backend
+from convis.app.entry import Entry
 from convis.app.handlers import USER_ERRORS
 from convis.app.panels import offset_id
 from convis.app.session import View

@@ -62,7 +62,9 @@ class Base:
         picture, _ = render_view(entry, name, session.view, saliency)
         ms = 1000 * (time.perf_counter() - t0)
         cost = "one text forward, no new image pass" if session.phrase else "no new CLIP pass"
-        return picture, f"`{name}` on **{entry.name}**: {what}, drawn from the index in {ms:.0f} ms ({cost})."
+        stage = "" if entry.complete else f" Preview from {entry.index.describe()}: it sharpens as indexing goes on."
+        return picture, (f"`{name}` on **{entry.name}**: {what}, drawn from the index in {ms:.0f} ms "
+                         f"({cost}).{stage}")
 
     def _choose(self, session: Session, query: str) -> tuple[Hierarchy, str]:
         h = self.hierarchy(session)

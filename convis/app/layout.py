@@ -111,6 +111,8 @@ def build_layout(backend: Backend, examples: Sequence[str]) -> SimpleNamespace:
     session = gr.State(Session(), time_to_live=SESSION_TTL_S, delete_callback=Session.close)
     gr.Markdown(HEADER)
     _banner(backend, tree_error)
+    loading = gr.Markdown("", visible=False, elem_id="cv-loading")  # the start-up load, while it runs
+    loading_timer = gr.Timer(1.0, active=False)
     with gr.Row():
         model = gr.Dropdown(backend.model_choices(), value=backend.default_model, label="CLIP model",
                             elem_id="cv-model", scale=3)
@@ -142,6 +144,6 @@ def build_layout(backend: Backend, examples: Sequence[str]) -> SimpleNamespace:
                             label="Examples (click one)", api_visibility="private")
             tabs = _tabs(hierarchy)
     api = _api_components()
-    return SimpleNamespace(session=session, model=model, vocab=vocab, search=search, hits=hits, tree=tree,
-                           info=info, image=image, picture=picture, raw_map=raw_map, status=status, api=api,
-                           **vars(tabs), **vars(methods))
+    return SimpleNamespace(session=session, loading=loading, loading_timer=loading_timer, model=model, vocab=vocab,
+                           search=search, hits=hits, tree=tree, info=info, image=image, picture=picture,
+                           raw_map=raw_map, status=status, api=api, **vars(tabs), **vars(methods))

@@ -17,7 +17,8 @@ import re
 import numpy as np
 
 from convis.app import limits
-from convis.app.backend import Backend, Entry
+from convis.app.backend import Backend
+from convis.app.entry import Entry
 from convis.app.session import MAX_STOCHASTIC, Session
 from convis.engine import Engine
 from convis.hierarchy import Hierarchy

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from convis.app import limits
-from convis.app.backend import Entry, Key
+from convis.app.entry import Entry, Key
 from convis.errors import UserError
 from convis.render import STYLES
 

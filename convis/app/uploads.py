@@ -7,6 +7,7 @@ running job stops at its next window batch.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import gradio as gr
 from PIL import Image
 
 from convis.app import panels
-from convis.app.backend import Entry
+from convis.app.entry import Entry
 from convis.app.handlers import USER_ERRORS, Base, problem
 from convis.app.session import Session, Superseded
 from convis.app.widgets import tree_value
@@ -43,44 +44,69 @@ class Uploads(Base):
         """Runs unqueued at upload time: a newer upload makes a running indexing job stop."""
         session.latest_upload = path
 
-    def index_image(self, path: str | None, session: Session, progress: gr.Progress = gr.Progress()) -> tuple:
-        """Index an upload (once per image, model and vocabulary) and show its first map.
+    def index_image(self, path: str | None, session: Session, progress: gr.Progress = gr.Progress()):
+        """Index an upload (once per image, model and vocabulary), live: a generator that shows the
+        selected concept's map and the top concepts after each coarse-to-fine stage.
 
-        Returns (session, image, map, status, top concepts, tree, info).
+        Yields (session, image, map, status, top concepts, tree, info).
         """
         skip = (gr.skip(),) * 6
         if not path or path != session.latest_upload:  # cleared, or superseded while queued
-            return (session, *skip)
+            yield (session, *skip)
+            return
         name = Path(path).name
         try:
             image = read_upload(path)
         except ImageError as exc:
             if path == session.failed_upload:  # Gradio may report one upload twice: warn once
-                return (session, *skip)
+                yield (session, *skip)
+                return
             session.failed_upload = path
             # Put the last good image back: the session keeps exploring it.
-            return session, session.image_path, gr.skip(), problem(f"Could not use {name}", exc), *skip[:3]
+            yield session, session.image_path, gr.skip(), problem(f"Could not use {name}", exc), *skip[:3]
+            return
         session.image_path, session.failed_upload = path, None
+        was = session.entry  # a new `Entry` view each time: compare keys, not identities
         try:
-            entry = self.ensure_index(image, name, session, progress, path)
+            for entry in self.ensure_stages(image, name, session, progress, path):
+                if entry.complete and was is not None and was.complete and entry.key == was.key:
+                    yield (session, *skip)  # the same picture again (e.g. restored after a bad upload)
+                    return
+                session.remember(entry)  # a partial entry is current until the next stage replaces it
+                picture, status, top, tree, info = self.after_index(session, entry)
+                yield session, gr.skip(), picture, status, top, gr.skip() if tree is None else tree, info
         except Superseded:
-            return (session, *skip)
+            yield (session, *skip)
         except USER_ERRORS as exc:
-            return session, gr.skip(), gr.skip(), problem(f"Could not index {name}", exc), *skip[:3]
-        if entry.key == session.current:  # the same picture again (e.g. restored after a bad upload)
-            return (session, *skip)
-        session.remember(entry)
-        picture, status, top, tree, info = self.after_index(session, entry)
-        return session, gr.skip(), picture, status, top, gr.skip() if tree is None else tree, info
+            yield session, gr.skip(), gr.skip(), problem(f"Could not index {name}", exc), *skip[:3]
+
+    def ensure_stages(self, image: Image.Image, name: str, session: Session, progress: gr.Progress,
+                      upload: str | None) -> Iterator[Entry]:
+        """The session's entry for an image if it has a complete one, else the stages of a new index."""
+        model, vocabulary = session.model or None, session.vocabulary or None
+        key = self.b.key(image, model, vocabulary, whole=session.whole)
+        if (entry := session.find(key)) is not None and entry.complete:
+            yield entry
+            return
+        on_bank, on_windows = self._progress(name, session, progress, upload)
+        self.b.engine(model, vocabulary, on_bank)
+        progress(0.0, desc=f"Indexing {name}: a coarse preview first")
+        yield from self.b.index_stages(image, name, model, vocabulary, progress=on_windows, whole=session.whole)
 
     def ensure_index(self, image: Image.Image, name: str, session: Session, progress: gr.Progress,
                      upload: str | None) -> Entry:
         """The session's entry for an image, from its own LRU, the process cache, or a new index."""
         model, vocabulary = session.model or None, session.vocabulary or None
         key = self.b.key(image, model, vocabulary, whole=session.whole)
-        if (entry := session.find(key)) is not None:
+        if (entry := session.find(key)) is not None and entry.complete:
             return entry
+        on_bank, on_windows = self._progress(name, session, progress, upload)
+        self.b.engine(model, vocabulary, on_bank)
+        progress(0.0, desc=f"Indexing {name}")
+        return self.b.index(image, name, model, vocabulary, progress=on_windows, whole=session.whole)
 
+    @staticmethod
+    def _progress(name: str, session: Session, progress: gr.Progress, upload: str | None) -> tuple:
         def on_bank(done: int, total: int) -> None:
             progress((done, total), desc="First use of this model and vocabulary: encoding concept glosses",
                      unit="glosses")
@@ -89,9 +115,7 @@ class Uploads(Base):
             session.check_current(upload)
             progress((done, total), desc=f"Indexing {name}: CLIP looks at every window once", unit="windows")
 
-        self.b.engine(model, vocabulary, on_bank)
-        progress(0.0, desc=f"Indexing {name}")
-        return self.b.index(image, name, model, vocabulary, progress=on_windows, whole=session.whole)
+        return on_bank, on_windows
 
     def after_index(self, session: Session, entry: Entry) -> tuple:
         """(map, status, top concepts, tree value or None if unchanged, info) for a new current entry."""
@@ -102,6 +126,11 @@ class Uploads(Base):
             session.synset = top[0][0]
             tree = tree_value(h, session.synset)
         picture, _ = self._draw(session)
+        if not entry.complete:
+            part = entry.index
+            status = (f"**{entry.name}**: showing {part.describe()} after {entry.seconds:.1f} s: a coarse "
+                      "preview that sharpens as CLIP looks at more windows. Pick any concept meanwhile.")
+            return picture, status, panels.top_html(h, top), tree, panels.info_html(h, session.synset)
         took = "from cache" if entry.seconds == 0 else f"in {entry.seconds:.1f} s"
         region = "the whole picture" if entry.key[4] else "the centre square"
         status = (f"**{entry.name}** indexed {took} with `{entry.key[1]}` over *{entry.key[2]}* "

@@ -16,7 +16,7 @@ import numpy as np
 
 import convis
 from convis import figure, render
-from convis.app.backend import Entry
+from convis.app.entry import Entry
 from convis.app.session import View
 from convis.boxes import map_to_box
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
@@ -34,6 +34,8 @@ class Job:
     concepts: list[str]
     side: int  # map side
     index: ImageIndex | None = None  # the window pass (ranks and embeddings), for windowed methods
+    batch_size: int = 64  # windows per forward, for methods that run a window pass of their own
+    extra: dict[str, dict] = field(default_factory=dict)  # side results a method reports (per-stage maps)
 
 
 @dataclass(frozen=True)
@@ -42,12 +44,16 @@ class Method:
 
     run: Callable[[Job], np.ndarray]
     windowed: bool  # needs the window pass (730 forwards), which the maker runs once per image
+    in_all: bool = True  # run by "--methods all"
 
 
-def register_method(name: str, windowed: bool = False) -> Callable[[Callable[[Job], np.ndarray]], Callable]:
-    """Decorator: add a method under `name` (new baselines and ablations are one registration)."""
+def register_method(name: str, windowed: bool = False, in_all: bool = True,
+                    ) -> Callable[[Callable[[Job], np.ndarray]], Callable]:
+    """Decorator: add a method under `name` (new baselines and ablations are one registration).
+
+    `in_all=False` keeps it out of "--methods all" (diagnostics such as the progressive stages)."""
     def add(run: Callable[[Job], np.ndarray]) -> Callable[[Job], np.ndarray]:
-        METHODS[name] = Method(run, windowed)
+        METHODS[name] = Method(run, windowed, in_all)
         return run
     return add
 
@@ -58,7 +64,7 @@ def parse_methods(text: str | Sequence[str]) -> list[str]:
 
     names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
     if names == ["all"]:
-        return list(METHODS)
+        return [n for n, m in METHODS.items() if m.in_all]
     bad = [n for n in names if n not in METHODS]
     if bad or not names:
         raise DataError(f"unknown method(s) {bad or names}; choose from {', '.join(METHODS)} or 'all'")
@@ -84,6 +90,7 @@ class MapMaker:
         self.engine, self.methods = engine, parse_methods(methods)
         self.config, self.stochastic, self.batch_size = config, stochastic, batch_size
         self.seconds: dict[str, float] = dict.fromkeys(self.methods, 0.0)  # summed over images
+        self.extra: dict[str, dict] = {}  # the last image's side results, by method (`Job.extra`)
 
     def window_pass(self, image: Image.Image) -> ImageIndex:
         """The engine's index of the image (window ranks and embeddings)."""
@@ -103,7 +110,8 @@ class MapMaker:
         """
         crop = centre_crop_box(*image.size)
         side = self.config.image_size if size == 0 else (crop.side if size is None else size)
-        job = Job(self.engine, self.config, self.stochastic, image, list(concepts), side)
+        job = Job(self.engine, self.config, self.stochastic, image, list(concepts), side,
+                  batch_size=self.batch_size)
         shared = 0.0
         if any(METHODS[m].windowed for m in self.methods):
             t0 = time.perf_counter()
@@ -115,4 +123,5 @@ class MapMaker:
             t0 = time.perf_counter()
             out[name] = method.run(job)
             self.seconds[name] += time.perf_counter() - t0 + (shared if method.windowed else 0.0)
+        self.extra = job.extra
         return out, crop

@@ -99,3 +99,6 @@ def dense_maps(job: Job) -> np.ndarray:
 def centre_maps(job: Job) -> np.ndarray:
     """The Gaussian centre prior, the same for every concept."""
     return np.repeat(centre_prior(job.side)[None], len(job.concepts), axis=0)
+
+
+from convis.eval import progressive_methods  # noqa: E402,F401 - registers convis-progressive and convis-int8

@@ -15,6 +15,7 @@ import numpy as np
 
 from convis.boxes import THRESHOLDS, box_accuracy, pointing_hit
 from convis.eval.mapmaker import MapMaker
+from convis.eval.progressive_methods import extra_row, extra_summary
 from convis.eval.shapes import Scene
 from convis.hierarchy import Hierarchy
 
@@ -57,6 +58,7 @@ def run_synthetic(scenes: Sequence[Scene], maker: MapMaker, tolerance: float = T
                    "distractor": distractor}
             for m in maker.methods:
                 row[f"{m}_hit"] = bool(pointing_hit(maps[m][j], gts, tolerance))
+                row.update(extra_row(maker, m, j, gts, tolerance))
                 if kind == "leaf":
                     maps_by_method[m].append(maps[m][j])
             if kind == "leaf":
@@ -86,5 +88,6 @@ def summarise(rows: list[dict], maps: dict[str, list[np.ndarray]], gts: list, ma
             "pointing_hypernym": rate(hyper, m), "maxboxacc": acc.get("maxboxacc", float("nan")),
             "maxboxacc_v2": acc.get("maxboxacc_v2", float("nan")),
             "seconds_per_scene": maker.seconds[m] / max(n_scenes, 1),
+            **extra_summary(maker, m, rows),
         }
     return out
