@@ -1,5 +1,6 @@
 """Shared test setup. The environment is set before anything imports huggingface_hub or gradio."""
 
+import contextlib
 import os
 import shutil
 import time
@@ -68,7 +69,6 @@ def toy_backend():
 @pytest.fixture(scope="session")
 def app_server():
     """The full app (test-tiny over the real "physical" WordNet vocabulary) on a free loopback port."""
-    import socket
 
     from convis.app import Backend
     from convis.wordnet import WordNetUnavailableError
@@ -79,11 +79,22 @@ def app_server():
     except WordNetUnavailableError as exc:
         pytest.skip(f"WordNet is not available: {exc}")
     assert backend.preload(), backend.startup_error
+    with serve(backend) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serve(backend):
+    """The full app over `backend` on a free loopback port; yields its URL, closes it after."""
+    import socket
+
     app = load_app()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     demo = app.create_demo(backend)
     _, url, _ = app.launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
-    yield url.rstrip("/")
-    demo.close()
+    try:
+        yield url.rstrip("/")
+    finally:
+        demo.close()

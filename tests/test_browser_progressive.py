@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import socket
 import time
 
 import pytest
-from conftest import load_app
+from conftest import serve
 from test_browser import ARGS, ARTIFACTS, CAT, CHROMIUM, map_src, sync_api, upload
 
 from convis.models import Clip
@@ -50,14 +49,8 @@ def slow_server():
     except WordNetUnavailableError as exc:
         pytest.skip(f"WordNet is not available: {exc}")
     backend.warm_up()
-    app = load_app()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo = app.create_demo(backend)
-    _, url, _ = app.launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
-    yield url.rstrip("/"), backend
-    demo.close()
+    with serve(backend) as url:
+        yield url, backend
 
 
 def status(page) -> str:
