@@ -9,10 +9,13 @@ Relies on gradio 6's `Queue.push` and `Queue.event_ids_to_events` (checked in te
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import gradio as gr
 
+GRACE_S = 0.5  # how long a second job waits for the session's previous one to leave the queue's table
 MESSAGE = ("This session already has a CLIP job waiting or running; wait for it to finish (one "
            "indexing job per session keeps the queue fair for everyone).")
 
@@ -25,13 +28,20 @@ def one_job_per_session(demo: gr.Blocks, concurrency_id: str = "model", limit: i
     queue = demo._queue
     push = queue.push
 
+    def pending(session: str) -> int:
+        return sum(1 for e in list(queue.event_ids_to_events.values())
+                   if e.session_hash == session and e.concurrency_id == concurrency_id)
+
     async def guarded_push(body: Any, request: Any, username: Any) -> Any:
         session = getattr(body, "session_hash", None)
         fn = _fn_of(queue, body)
         if session and fn is not None and fn.concurrency_id == concurrency_id:
-            pending = sum(1 for e in list(queue.event_ids_to_events.values())
-                          if e.session_hash == session and e.concurrency_id == concurrency_id)
-            if pending >= limit:
+            # A finished job leaves the queue's table a few awaits after its client hears it is done,
+            # so a client that asks again at once must not be refused: wait that moment out first.
+            deadline = time.monotonic() + GRACE_S
+            while pending(session) >= limit and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            if pending(session) >= limit:
                 return False, MESSAGE, "error"
         return await push(body=body, request=request, username=username)
 
