@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from PIL import Image
 
+from convis._lru import LRU
 from convis.bank import Bank, load_bank
 from convis.config import GridConfig, Progress, StochasticConfig
-from convis.text import encode_texts_bucketed
+from convis.errors import UserError
 from convis.hierarchy import Hierarchy
 from convis.index import ImageIndex
 from convis.indexing import InputSpec, build_index, iter_index, stochastic_saliency
 from convis.models import Clip, load_model
 from convis.progressive import DEFAULT_SCHEDULE, Stage
+from convis.text import encode_texts_bucketed
 from convis.wordnet import load_hierarchy
 
 MAX_TEXT_CHARS = 1000  # a phrase is cut here before tokenising (the tokenizer then cuts to the context)
+
+
+class EmptyPhraseError(UserError, ValueError):
+    """A free-text phrase with no words in it."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -33,6 +39,9 @@ class Engine:
     clip: Clip
     hierarchy: Hierarchy
     bank: Bank
+    # Phrase embeddings by text: a phrase's map is redrawn on every display change, its nearest
+    # concepts and exports ask again; one text forward serves them all. Bounded: (D,) rows.
+    _texts: LRU[str, torch.Tensor] = field(default_factory=lambda: LRU(256), init=False, repr=False)
 
     @classmethod
     def load(
@@ -101,12 +110,14 @@ class Engine:
         model's context (77 tokens for CLIP).
 
         Raises:
-            ValueError: the phrase is empty.
+            EmptyPhraseError: the phrase is empty.
         """
         text = " ".join(str(text).split())[:MAX_TEXT_CHARS]
         if not text:
-            raise ValueError("the phrase is empty; type a few words, e.g. 'a red sports car'")
-        return encode_texts_bucketed([text], self.clip)[0]
+            raise EmptyPhraseError("the phrase is empty; type a few words, e.g. 'a red sports car'")
+        if (hit := self._texts.get(text)) is None:
+            hit = self._texts[text] = encode_texts_bucketed([text], self.clip)[0]
+        return hit
 
     def nearest_concepts(self, text: str, k: int = 5) -> list[tuple[str, float]]:
         """The k concepts of T whose embedded text is closest to the phrase: (synset, cosine), best first."""

@@ -7,10 +7,21 @@ helps more than spelling suggestions, which come after. Uses the WordNet door (`
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from convis.hierarchy import Hierarchy, UnknownConceptError
 from convis.wordnet import WordNetUnavailableError, wordnet_reader
+
+
+@functools.cache
+def _reader_or_none() -> Any | None:
+    """WordNet, or None for good: hints are optional, and the app asks on every search keystroke, so a
+    missing WordNet must not be looked for (or downloaded) again each time."""
+    try:
+        return wordnet_reader()
+    except WordNetUnavailableError:
+        return None
 
 
 def _wordnet_synset(name: str, hierarchy: Hierarchy, wn: Any) -> Any | None:
@@ -65,9 +76,8 @@ def suggest_in_vocabulary(name: str, hierarchy: Hierarchy) -> str | None:
 
 def wordnet_hint(name: str, hierarchy: Hierarchy) -> tuple[str, str] | None:
     """(WordNet synset the name means, its nearest hypernym in T), or None; see `suggest_in_vocabulary`."""
-    try:
-        wn = wordnet_reader()
-    except WordNetUnavailableError:
+    wn = _reader_or_none()
+    if wn is None:
         return None
     synset = _wordnet_synset(name, hierarchy, wn)
     if synset is None or synset.name() in hierarchy:

@@ -98,6 +98,20 @@ def engine(tiny_clip, tmp_path_factory):
     return Engine(tiny_clip, hier, load_bank(tiny_clip, hier, cache_dir=tmp_path_factory.mktemp("banks")))
 
 
+def test_a_phrase_is_encoded_once_however_often_it_is_drawn(engine, monkeypatch):
+    import convis.engine
+
+    calls = []
+    real = convis.engine.encode_texts_bucketed
+    monkeypatch.setattr(convis.engine, "encode_texts_bucketed",
+                        lambda texts, clip: calls.append(texts) or real(texts, clip))
+    first = engine.encode_text("a  small red   bird")
+    again = engine.encode_text("a small red bird")  # the same words: the same phrase
+    other = engine.encode_text("a large blue car")
+    assert calls == [["a small red bird"], ["a large blue car"]]
+    assert torch.equal(first, again) and not torch.equal(first, other)
+
+
 def test_encode_text_is_the_banks_text_forward(engine):
     i = engine.hierarchy.index("parrot.n.01")
     emb = engine.encode_text(engine.hierarchy.gloss(i))
