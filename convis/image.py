@@ -124,7 +124,9 @@ def _open(fp: Path | io.BytesIO, name: str, max_side: int) -> Image.Image:
             orientation = im.getexif().get(_ORIENTATION, 1)
             im.load()  # the one full-size copy; an animation stays on frame 0, the one Image.open selects
             small = _shrink(im, max_side)  # reduce first: mode conversion and alpha run on few pixels
-            out = _to_rgb(_upright(small, orientation), copy=False)  # nobody else holds these pixels
+            upright = _upright(small, orientation)
+            # A new image needs no copy; `im` itself is closed when this block ends, so copy it.
+            out = _to_rgb(upright, copy=upright is im)
         except ImageError:
             raise
         except _DECODE_ERRORS as e:
