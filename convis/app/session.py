@@ -33,7 +33,7 @@ _EXPORT_ROOT: list[Path] = []  # one private folder per process, made on the fir
 # Labels of the map-method radio -> method; of the region radio -> whole picture or not.
 METHODS = {"Grid (ConVis)": "grid", "Stochastic (sequential, slower)": "stochastic"}
 REGIONS = {"Whole picture": True, "Centre square (the paper)": False}
-MAX_STOCHASTIC = 8  # stochastic maps a tab keeps (by image and concept)
+MAX_STOCHASTIC = 4  # stochastic maps a tab keeps (by image and concept): (h, w) float32, <= 0.8 MB each
 
 
 class Superseded(Exception):
@@ -111,7 +111,7 @@ class Session:
 
     @property
     def item(self) -> str | None:
-        """What is shown: the phrase in quotes (see `convis.app.phrases`) or the synset name."""
+        """What is shown: the phrase in quotes (see `convis.app.maps`) or the synset name."""
         return f"\u201c{self.phrase}\u201d" if self.phrase else self.synset
 
     def find(self, key: Key) -> Entry | None:
