@@ -34,7 +34,7 @@ from convis.app.layout import CSS, build_layout
 from convis.app.methods import Methods
 from convis.app.queue_guard import one_job_per_session
 from convis.app.uploads import Uploads
-from convis.shell import add_engine_args
+from convis.cli.flags import add_engine_args
 
 QUEUE_SIZE = 64  # jobs waiting in the whole app; more get "queue full" at once
 EXAMPLES = [str(p) for p in sorted((Path(__file__).resolve().parent / "assets" / "examples").glob("*.jpg"))]

@@ -8,11 +8,11 @@
 
 from convis.config import GridConfig, StochasticConfig
 from convis.engine import Engine
-from convis.hierarchy import Hierarchy, UnknownConceptError
-from convis.index import ImageIndex
-from convis.indexing import build_index, index_image
-from convis.models import Clip, ModelLoadError, list_models, load_model
-from convis.wordnet import load_hierarchy
+from convis.concepts.hierarchy import Hierarchy, UnknownConceptError
+from convis.index.image_index import ImageIndex
+from convis.index.build import build_index, index_image
+from convis.clip.models import Clip, ModelLoadError, list_models, load_model
+from convis.concepts.wordnet import load_hierarchy
 
 __version__ = "0.1.0"
 __all__ = [

@@ -10,17 +10,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-from convis._lru import LRU
-from convis.bank import Bank, load_bank
+from convis.cache import LRU
+from convis.clip.bank import Bank, load_bank
 from convis.config import GridConfig, Progress, StochasticConfig
 from convis.errors import UserError
-from convis.hierarchy import Hierarchy
-from convis.index import ImageIndex
-from convis.indexing import InputSpec, build_index, iter_index, stochastic_saliency
-from convis.models import Clip, load_model
-from convis.progressive import DEFAULT_SCHEDULE, Stage
-from convis.text import encode_texts_bucketed
-from convis.wordnet import load_hierarchy
+from convis.concepts.hierarchy import Hierarchy
+from convis.index.image_index import ImageIndex
+from convis.index.build import InputSpec, build_index, iter_index, stochastic_saliency
+from convis.clip.models import Clip, load_model
+from convis.index.progressive import DEFAULT_SCHEDULE, Stage
+from convis.clip.text import encode_texts_bucketed
+from convis.concepts.wordnet import load_hierarchy
 
 MAX_TEXT_CHARS = 1000  # a phrase is cut here before tokenising (the tokenizer then cuts to the context)
 

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from convis.bank import bank_texts
-from convis.text import encode_text_truncated  # the engine's exact cut-padding forward
+from convis.clip.bank import bank_texts
+from convis.clip.text import encode_text_truncated  # the engine's exact cut-padding forward
 from convis.eval import shapes
 from convis.windows import crop_windows, pad_with_noise
 
@@ -132,7 +132,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    open_clip.add_model_config(ROOT / "convis/model_configs")
+    open_clip.add_model_config(ROOT / "convis/clip/model_configs")
     model = open_clip.create_model(ARCH, pretrained=None)
     spec = {k: open_clip.get_model_preprocess_cfg(model)[k] for k in ("mean", "std")}
     spec["size"] = model.visual.image_size[0]

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from convis.hierarchy import toy_hierarchy
-from convis.indexing import InputSpec
+from convis.concepts.hierarchy import toy_hierarchy
+from convis.index.build import InputSpec
 
 SPEC = InputSpec(size=32, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 RED, GREEN = (230, 20, 20), (20, 200, 20)

@@ -27,7 +27,7 @@ def pytest_sessionfinish(session, exitstatus):
 @pytest.fixture(scope="session")
 def tiny_clip():
     """The seeded random test-tiny CLIP on CPU (32-d embeddings, 64 px input)."""
-    from convis.models import load_model
+    from convis.clip.models import load_model
 
     return load_model("test-tiny", device="cpu")
 
@@ -59,7 +59,7 @@ def load_app():
 def toy_backend():
     """An app backend over test-tiny and the toy vocabulary "toy" (no WordNet needed)."""
     from convis.app import Backend
-    from convis.hierarchy import toy_hierarchy
+    from convis.concepts.hierarchy import toy_hierarchy
 
     backend = Backend("test-tiny", "toy", device="cpu", hierarchies={"toy": toy_hierarchy(APP_TOY)})
     assert backend.preload(), backend.startup_error
@@ -71,7 +71,7 @@ def app_server():
     """The full app (test-tiny over the real "physical" WordNet vocabulary) on a free loopback port."""
 
     from convis.app import Backend
-    from convis.wordnet import WordNetUnavailableError
+    from convis.concepts.wordnet import WordNetUnavailableError
 
     backend = Backend("test-tiny", "physical", device="cpu")
     try:

@@ -102,7 +102,7 @@ def test_switching_to_an_unavailable_model_keeps_the_session(indexed):
 
 
 def test_switching_vocabulary_resets_the_tree_and_reindexes(toy_backend):
-    from convis.hierarchy import toy_hierarchy
+    from convis.concepts.hierarchy import toy_hierarchy
 
     small = toy_hierarchy({"animal.n.01": ["entity.n.01"], "cat.n.01": ["animal.n.01"]}, vocabulary="mini")
     backend = Backend("test-tiny", "toy", device="cpu",

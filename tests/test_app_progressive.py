@@ -71,7 +71,7 @@ def test_a_newer_upload_stops_indexing_between_stages_and_the_partial_is_not_reu
 
 
 def test_warm_up_loads_in_the_background_and_reports_progress():
-    from convis.hierarchy import toy_hierarchy
+    from convis.concepts.hierarchy import toy_hierarchy
 
     backend = Backend("test-tiny", "toy", device="cpu", hierarchies={"toy": toy_hierarchy(APP_TOY)})
     warm = backend.warm_up()
@@ -99,7 +99,7 @@ def test_a_failed_warm_up_says_why():
 
 @pytest.mark.parametrize("precision", ["int8"])
 def test_backend_passes_its_precision_to_the_model_door(precision):
-    from convis.hierarchy import toy_hierarchy
+    from convis.concepts.hierarchy import toy_hierarchy
 
     backend = Backend("test-tiny", "toy", device="cpu", precision=precision,
                       hierarchies={"toy": toy_hierarchy(APP_TOY)})

@@ -1,13 +1,13 @@
-"""convis.text and convis.bank: length-bucketed text forward equals the padded one; the disk cache."""
+"""convis.clip.text and convis.clip.bank: length-bucketed text forward equals the padded one; the disk cache."""
 
 import pytest
 import torch
 
-from convis import bank as bank_mod
-from convis import text as text_mod
-from convis.bank import Bank, bank_key, bank_texts, load_bank
-from convis.text import encode_texts_bucketed, encode_texts_padded
-from convis.hierarchy import toy_hierarchy
+from convis.clip import bank as bank_mod
+from convis.clip import text as text_mod
+from convis.clip.bank import Bank, bank_key, bank_texts, load_bank
+from convis.clip.text import encode_texts_bucketed, encode_texts_padded
+from convis.concepts.hierarchy import toy_hierarchy
 
 PLANET = ("(astronomy) any of the nine large celestial bodies in the solar system that revolve around the "
           "sun and shine by reflected light; Mercury, Venus, Earth, Mars, Jupiter, Saturn, Uranus, Neptune, "

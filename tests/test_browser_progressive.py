@@ -15,7 +15,7 @@ import pytest
 from conftest import serve
 from test_browser import ARGS, ARTIFACTS, CAT, CHROMIUM, map_src, sync_api, upload
 
-from convis.models import Clip
+from convis.clip.models import Clip
 
 pytestmark = [pytest.mark.browser, pytest.mark.wordnet, pytest.mark.slow]
 DELAY_S = 0.015  # per window: the whole cat.jpg (1,034 windows) takes > 15 s, its first stage (48) < 1 s
@@ -35,7 +35,7 @@ class SlowClip(Clip):
 @pytest.fixture(scope="module")
 def slow_server():
     from convis.app import Backend
-    from convis.wordnet import WordNetUnavailableError
+    from convis.concepts.wordnet import WordNetUnavailableError
 
     class SlowBackend(Backend):
         def engine(self, model, vocabulary, progress=None):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from convis.cli import main
+from convis.cli.commands import main
 
 REPO = Path(__file__).resolve().parents[1]
 CAT = str(REPO / "assets" / "examples" / "cat.jpg")
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.wordnet
 
 @pytest.fixture(scope="module", autouse=True)
 def wordnet_available():
-    from convis.wordnet import WordNetUnavailableError, load_hierarchy
+    from convis.concepts.wordnet import WordNetUnavailableError, load_hierarchy
 
     try:
         load_hierarchy("physical")
@@ -71,12 +71,12 @@ def test_missing_weights_offline_is_a_clear_error(tmp_path, capsys):
 
 def test_a_bug_keeps_its_traceback(monkeypatch):
     """Only user errors become a one-line message; a plain ValueError or KeyError is a bug."""
-    import convis.cli
+    import convis.cli.commands
 
     def broken(args):
         raise KeyError("internal")
 
-    monkeypatch.setattr(convis.cli, "cmd_concepts", broken)
+    monkeypatch.setattr(convis.cli.commands, "cmd_concepts", broken)
     with pytest.raises(KeyError, match="internal"):
         main(["concepts", "stats", "--vocabulary", "physical"])
 

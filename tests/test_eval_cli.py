@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from convis.cli import main
+from convis.cli.commands import main
 from test_eval_datasets import VOC_XML, _image, make_cub, make_imagenet
 
 pytestmark = pytest.mark.wordnet
@@ -37,10 +37,10 @@ def rows(path):
 def test_wsol_cub(tmp_path, vocab, capsys):
     root = make_cub(tmp_path / "cub", n=4)
     out = tmp_path / "out"
-    summary = run(["eval", "wsol", str(root), "-n", "3", "--methods", "convis,raw,dense,centre", "--json",
+    summary = run(["eval", "wsol", str(root), "-n", "3", "--methods", "grid,raw,dense,centre", "--json",
                    "--out", str(out), *TINY, *vocab], capsys)
     assert summary["images"] == 3 and summary["skipped"] == 0 and summary["seed"] == 1
-    for m in ("convis", "raw", "dense", "centre"):
+    for m in ("grid", "raw", "dense", "centre"):
         figs = summary["methods"][m]
         assert 0.0 <= figs["maxboxacc"] <= 1.0 and 0.0 <= figs["maxboxacc_v2"] <= 1.0
     table = rows(out / "wsol_images.csv")
@@ -82,11 +82,11 @@ def test_pointing_voc_reports_unmapped_classes(tmp_path, vocab, capsys):
         (tmp_path / "Annotations" / f"{name}.xml").write_text(body)
         _image(tmp_path / "JPEGImages" / f"{name}.jpg", size=(120, 90), seed=k)
     out = tmp_path / "out"
-    summary = run(["eval", "pointing", "--voc", str(tmp_path), "--methods", "convis,centre", "--json",
+    summary = run(["eval", "pointing", "--voc", str(tmp_path), "--methods", "grid,centre", "--json",
                    "--out", str(out), *TINY, *vocab], capsys)
     assert summary["classes"]["missing"] == ["motorbike"]  # motorcycle.n.01 is not in the word list
     assert summary["pairs"] == 3  # dog twice, cat once
-    assert set(summary["methods"]["convis"]) >= {"all", "difficult", "class_mean", "per_class"}
+    assert set(summary["methods"]["grid"]) >= {"all", "difficult", "class_mean", "per_class"}
     assert {r["class"] for r in rows(out / "pointing_images.csv")} == {"dog", "cat"}
 
 
@@ -118,15 +118,15 @@ def test_faithfulness_folder(tmp_path, vocab, capsys):
     for k in range(2):
         _image(tmp_path / "imgs" / f"{k}.png", size=(70, 50), seed=k)
     summary = run(["eval", "faithfulness", str(tmp_path / "imgs"), "--layout", "folder", "--concept", "dog",
-                   "--steps", "4", "--methods", "convis,centre", "--json", *TINY, *vocab], capsys)
+                   "--steps", "4", "--methods", "grid,centre", "--json", *TINY, *vocab], capsys)
     assert summary["images"] == 2 and summary["steps"] == 4
-    assert set(summary["methods"]) == {"convis", "centre"}
+    assert set(summary["methods"]) == {"grid", "centre"}
 
 
 def test_table_output_and_bad_method(tmp_path, vocab, capsys):
     root = make_cub(tmp_path / "cub", n=2)
-    assert main(["eval", "wsol", str(root), "--methods", "convis", *TINY, *vocab]) == 0
+    assert main(["eval", "wsol", str(root), "--methods", "grid", *TINY, *vocab]) == 0
     out = capsys.readouterr().out
-    assert "MaxBoxAcc" in out and "convis" in out
+    assert "MaxBoxAcc" in out and "grid" in out
     assert main(["eval", "wsol", str(root), "--methods", "gradcam", *TINY, *vocab]) == 2
     assert "unknown method" in capsys.readouterr().err

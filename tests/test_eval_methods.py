@@ -5,12 +5,13 @@ import pytest
 import torch
 from PIL import Image
 
-from convis.bank import load_bank
+from convis.clip.bank import load_bank
 from convis.config import GridConfig
 from convis.engine import Engine
-from convis.eval.mapmaker import METHODS, MapMaker, parse_methods, register_method
+from convis.eval.mapmaker import MapMaker
+from convis.eval.registry import METHODS, parse_methods, register_method
 from convis.eval.methods import centre_prior, patch_embeddings
-from convis.hierarchy import toy_hierarchy
+from convis.concepts.hierarchy import toy_hierarchy
 from literal import hypo_star, literal_algorithm_1, literal_windows, window_mean
 
 TOY = {"animal.n.01": ["entity.n.01"], "bird.n.01": ["animal.n.01"], "parrot.n.01": ["bird.n.01"],
@@ -30,13 +31,15 @@ def image():
 
 
 def test_parse_methods():
-    assert parse_methods("convis, raw") == ["convis", "raw"]
-    assert parse_methods("all") == ["convis", "stochastic", "raw", "dense", "centre"]  # not the slow extras
-    assert parse_methods("convis-int8,convis-progressive") == ["convis-int8", "convis-progressive"]
-    assert set(METHODS) >= {"convis-int8", "convis-progressive"}
+    assert parse_methods("grid, raw") == ["grid", "raw"]
+    assert parse_methods("all") == ["grid", "stochastic", "raw", "dense", "centre"]  # not the slow extras
+    assert parse_methods("grid-int8,grid-progressive") == ["grid-int8", "grid-progressive"]
+    assert set(METHODS) >= {"grid-int8", "grid-progressive"}
     assert parse_methods(["dense", "dense"]) == ["dense"]
     with pytest.raises(ValueError, match="unknown method"):
-        parse_methods("convis,gradcam")
+        parse_methods("grid,gradcam")
+    with pytest.raises(ValueError, match="'convis' is now 'grid'"):  # the old name says the new one
+        parse_methods("convis,raw")
 
 
 def test_centre_prior_peaks_in_the_middle():
@@ -47,19 +50,19 @@ def test_centre_prior_peaks_in_the_middle():
 
 
 def test_convis_map_is_algorithm_1(engine, image):
-    maker = MapMaker(engine, ["convis", "raw", "dense", "centre"], GridConfig(seed=3))
+    maker = MapMaker(engine, ["grid", "raw", "dense", "centre"], GridConfig(seed=3))
     maps, crop = maker(image, ["dog.n.01", "owl.n.01"], size=0)
     windows = literal_windows(image, engine.clip, seed=3)  # written without convis.windows
     for j, concept in enumerate(["dog.n.01", "owl.n.01"]):
         subtree = [engine.hierarchy.ids.index(n) for n in hypo_star(TOY, concept)]
         reference = literal_algorithm_1(windows, engine.bank.embeddings.numpy(), subtree)
         # Tolerance: PIL's uint8 rounding of each window (see test_faithful.py).
-        assert np.corrcoef(maps["convis"][j].ravel(), reference.ravel())[0, 1] >= 0.995, concept
+        assert np.corrcoef(maps["grid"][j].ravel(), reference.ravel())[0, 1] >= 0.995, concept
     assert crop.box == (15, 0, 105, 90)  # the centre square of a 120 x 90 image
     for name, m in maps.items():
         assert m.shape == (2, 224, 224), name
         assert m.dtype == np.float32 and m.min() >= 0.0 and m.max() <= 1.0, name
-    assert set(maker.seconds) == {"convis", "raw", "dense", "centre"}
+    assert set(maker.seconds) == {"grid", "raw", "dense", "centre"}
 
 
 def test_raw_map_is_window_cosine_accumulated(engine, image):
@@ -75,9 +78,9 @@ def test_raw_map_is_window_cosine_accumulated(engine, image):
 
 
 def test_map_sizes(engine, image):
-    maker = MapMaker(engine, ["convis", "centre"])
+    maker = MapMaker(engine, ["grid", "centre"])
     maps, crop = maker(image, ["dog.n.01"], size=None)
-    assert crop.side == 90 and maps["convis"].shape == (1, 90, 90)
+    assert crop.side == 90 and maps["grid"].shape == (1, 90, 90)
     assert maker(image, ["dog.n.01"], size=50)[0]["centre"].shape == (1, 50, 50)
 
 
@@ -102,7 +105,7 @@ def test_dense_needs_a_vit(engine):
 def test_a_new_method_is_one_registration(engine, image, monkeypatch):
     monkeypatch.setitem(METHODS, "flat", None)  # removed again after the test
     register_method("flat")(lambda job: np.zeros((len(job.concepts), job.side, job.side), np.float32))
-    maker = MapMaker(engine, "convis,flat")
+    maker = MapMaker(engine, "grid,flat")
     maps, _ = maker(image, ["dog.n.01"], size=32)
     assert maps["flat"].shape == (1, 32, 32) and not maps["flat"].any()
     assert "flat" in parse_methods("all")
@@ -121,8 +124,8 @@ def test_each_method_is_charged_what_it_costs(engine, image, monkeypatch):
         return real(self, img)
 
     monkeypatch.setattr(MapMaker, "window_pass", slow_pass)
-    maker = MapMaker(engine, ["centre", "raw", "convis"])
+    maker = MapMaker(engine, ["centre", "raw", "grid"])
     maker(image, ["dog.n.01"])
     assert len(passes) == 1  # shared
-    assert maker.seconds["raw"] >= 0.2 and maker.seconds["convis"] >= 0.2  # each needs it alone
+    assert maker.seconds["raw"] >= 0.2 and maker.seconds["grid"] >= 0.2  # each needs it alone
     assert maker.seconds["centre"] < 0.2

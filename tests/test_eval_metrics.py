@@ -86,18 +86,18 @@ def test_quantised_maps_give_identical_box_accuracy():
 
 def test_localisation_summary_and_rows():
     maps, gts = _known_maps()
-    loc = Localisation(["convis"], size=10)
+    loc = Localisation(["grid"], size=10)
     for k, (m, g) in enumerate(zip(maps, gts)):
-        loc.add({"image": str(k)}, {"convis": m}, g)
-    summary = loc.summary()["convis"]
+        loc.add({"image": str(k)}, {"grid": m}, g)
+    summary = loc.summary()["grid"]
     assert summary["maxboxacc"] == pytest.approx(0.5)
-    assert loc.rows[0]["convis_iou"] == 1.0 and loc.rows[0]["convis_box"] == "2 2 6 6"
-    assert loc.rows[1]["convis_iou"] == 0.0
+    assert loc.rows[0]["grid_iou"] == 1.0 and loc.rows[0]["grid_box"] == "2 2 6 6"
+    assert loc.rows[1]["grid_iou"] == 0.0
 
 
 def test_summarise_and_report_helpers():
     s = summarise([1.0, 2.0, 3.0])
     assert s["mean"] == 2.0 and s["n"] == 3 and s["sem"] == pytest.approx(1 / np.sqrt(3))
     assert '"x": null' in to_json({"x": float("nan")})
-    text = table([["convis", 0.5, 1.25]], ["method", "acc", "s"], [False, True, False])
+    text = table([["grid", 0.5, 1.25]], ["method", "acc", "s"], [False, True, False])
     assert "50.0%" in text and "1.25" in text

@@ -5,10 +5,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from convis.bank import load_bank
+from convis.clip.bank import load_bank
 from convis.engine import Engine
 from convis.eval.faithfulness import perturbation_series
-from convis.hierarchy import toy_hierarchy
+from convis.concepts.hierarchy import toy_hierarchy
 
 TOY = {"animal.n.01": ["entity.n.01"], "bird.n.01": ["animal.n.01"], "parrot.n.01": ["bird.n.01"],
        "owl.n.01": ["bird.n.01"], "hot_dog.n.01": ["entity.n.01"], "dog.n.01": ["animal.n.01"]}

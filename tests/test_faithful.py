@@ -6,12 +6,12 @@ import pytest
 import torch
 from PIL import Image
 
-from convis.bank import load_bank
+from convis.clip.bank import load_bank
 from convis.config import GridConfig, StochasticConfig
 from convis.engine import Engine
-from convis.hierarchy import toy_hierarchy
-from convis.indexing import build_index
-from convis.models import load_model
+from convis.concepts.hierarchy import toy_hierarchy
+from convis.index.build import build_index
+from convis.clip.models import load_model
 from literal import hypo_star, literal_algorithm_1, literal_windows
 
 GLOSSES = {

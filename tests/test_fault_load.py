@@ -236,8 +236,8 @@ def test_concurrent_clients_get_no_errors_and_memory_stays_flat(server, tmp_path
 @pytest.fixture()
 def slow_app():
     from convis.app import Backend
-    from convis.hierarchy import toy_hierarchy
-    from convis.models import load_model
+    from convis.concepts.hierarchy import toy_hierarchy
+    from convis.clip.models import load_model
 
     release, started = threading.Event(), threading.Event()
 

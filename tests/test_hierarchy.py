@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from convis.hierarchy import Hierarchy, UnknownConceptError, toy_hierarchy
+from convis.concepts.hierarchy import Hierarchy, UnknownConceptError, toy_hierarchy
 
 # entity -> animal -> {dog, cat}; entity -> artifact -> toy; "toy_dog" has two parents (dog and toy).
 SPEC = {

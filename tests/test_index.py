@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from convis.config import GridConfig
-from convis.hierarchy import toy_hierarchy
-from convis.indexing import InputSpec, index_image
+from convis.concepts.hierarchy import toy_hierarchy
+from convis.index.build import InputSpec, index_image
 
 SPEC = InputSpec(size=32, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 RED = (230, 20, 20)

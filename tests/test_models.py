@@ -1,12 +1,14 @@
-"""convis.models: tiny seeded models, checkpoint loading, QuickGELU choice, fast offline errors."""
+"""convis.clip.models: tiny seeded models, checkpoint loading, QuickGELU choice, fast offline errors."""
 
 
 import numpy as np
 import pytest
 import torch
 
-from convis import _hub, models
-from convis.models import DEFAULT_PRETRAINED, ModelLoadError, list_models, load_model, parse_model
+from convis.clip import hub as _hub
+
+from convis.clip import models
+from convis.clip.models import DEFAULT_PRETRAINED, ModelLoadError, list_models, load_model, parse_model
 
 
 def _probe(clip):

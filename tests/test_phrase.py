@@ -9,12 +9,12 @@ import pytest
 import torch
 from _planted import BANK, GREEN, HIER, RED, SPEC, colour_encoder, mean_in, mean_out, planted, unit
 
-from convis import cosine
-from convis.bank import load_bank
+from convis.index import cosine
+from convis.clip.bank import load_bank
 from convis.config import GridConfig, StochasticConfig
 from convis.engine import Engine
-from convis.hierarchy import toy_hierarchy
-from convis.indexing import index_image
+from convis.concepts.hierarchy import toy_hierarchy
+from convis.index.build import index_image
 
 RED_BOX, GREEN_BOX = (20, 70, 90, 140), (140, 70, 210, 140)
 RED_CAR = unit(0.9, 0.1, 0.35)  # "a red sports car": near red_thing, but not any concept of T

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from convis.models import PRECISIONS, load_model
+from convis.clip.models import PRECISIONS, load_model
 
 
 def test_int8_image_embeddings_stay_close_to_fp32_and_text_is_untouched():
@@ -31,7 +31,7 @@ def test_unknown_or_misplaced_precision_names_the_fix():
 
 
 def test_encoder_flop_count_matches_a_hand_count_for_vit_b_32():
-    from convis.progressive_bench import encoder_gflop_per_image
+    from convis.bench.progressive import encoder_gflop_per_image
 
     # By hand, in multiply-adds: per layer 50 tokens x (4 x 768² attention projections + 2 x 768 x 3072
     # MLP) + 2 x 50² x 768 attention products; 12 layers; patch embedding 49 x 3,072 x 768; projection.

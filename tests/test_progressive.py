@@ -7,8 +7,8 @@ import torch
 from test_index import CONCEPTS, HIER, SPEC, planted, red_fraction_encoder
 
 from convis.config import GridConfig
-from convis.indexing import index_image, iter_index
-from convis.progressive import DEFAULT_SCHEDULE, Stage, stage_rows
+from convis.index.build import index_image, iter_index
+from convis.index.progressive import DEFAULT_SCHEDULE, Stage, stage_rows
 from convis.windows import grid_boxes
 
 BOX = (60, 60, 140, 140)
@@ -42,7 +42,7 @@ def _naive_blur(m: np.ndarray, k: int) -> np.ndarray:
 
 
 def test_box_blur_matches_a_naive_loop():
-    from convis.progressive import box_blur
+    from convis.index.progressive import box_blur
 
     m = np.random.default_rng(0).random((2, 40, 40))
     for k in (1, 4, 7):
@@ -128,7 +128,7 @@ def test_each_stage_map_is_the_mean_over_its_windows_and_finds_the_planted_squar
 
 
 def test_engine_progressive_equals_engine_index_on_a_real_model(tiny_clip):
-    from convis.bank import Bank
+    from convis.clip.bank import Bank
     from convis.engine import Engine
 
     g = torch.Generator().manual_seed(0)

@@ -15,7 +15,7 @@ from conftest import APP_TOY
 from hostile import png_stream
 from PIL import Image
 
-from convis._lru import LRU, memoize
+from convis.cache import LRU, memoize
 from convis.app import Backend, Session
 from convis.app import limits
 from convis.app.entry import image_hash
@@ -23,9 +23,9 @@ from convis.app.handlers import Handlers
 from convis.app.loads import KeyedLoads, LoadFailed
 from convis.app.session import MAX_EXPORTS
 from convis.app.uploads import Uploads
-from convis.hierarchy import UnknownConceptError, toy_hierarchy
+from convis.concepts.hierarchy import UnknownConceptError, toy_hierarchy
 from convis.image import ImageError, load_image
-from convis.models import ModelLoadError, load_model
+from convis.clip.models import ModelLoadError, load_model
 
 CAT = str(Path(__file__).resolve().parents[1] / "assets" / "examples" / "cat.jpg")
 
@@ -214,8 +214,8 @@ def test_backend_serves_loaded_engines_while_another_model_loads():
 def test_evicted_engine_takes_its_model_and_bank_along():
     import dataclasses
 
-    from convis import bank as bank_mod
-    from convis import models
+    from convis.clip import bank as bank_mod
+    from convis.clip import models
 
     def loader(name, tag, device="cpu", **_):  # a second model that is a distinct object
         clip = load_model("test-tiny", "none", device="cpu")

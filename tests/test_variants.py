@@ -9,10 +9,10 @@ import pytest
 from _planted import BANK, HIER, RED, SPEC, colour_encoder, planted
 
 from convis import saliency as sal
-from convis.chains import collapse_chains
+from convis.concepts.chains import collapse_chains
 from convis.config import GridConfig, StochasticConfig
-from convis.hierarchy import toy_hierarchy
-from convis.indexing import index_image
+from convis.concepts.hierarchy import toy_hierarchy
+from convis.index.build import index_image
 
 
 @pytest.mark.parametrize(("iterations", "reset", "first"), [

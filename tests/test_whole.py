@@ -10,7 +10,7 @@ from _planted import BANK, HIER, RED, SPEC, colour_encoder, mean_in, planted
 from PIL import Image
 
 from convis.config import GridConfig, StochasticConfig
-from convis.indexing import index_image
+from convis.index.build import index_image
 from convis.windows import grid_boxes, prepare_image, prepare_whole, whole_size
 
 WHOLE = GridConfig(whole=True)
@@ -91,8 +91,8 @@ def test_a_panorama_beyond_the_aspect_bound_is_refused_with_the_fix():
 @pytest.mark.wordnet
 def test_cli_whole_on_a_2_to_1_image_writes_a_2_to_1_map(tmp_path):
 
-    from convis.cli import main
-    from convis.wordnet import WordNetUnavailableError, load_hierarchy
+    from convis.cli.commands import main
+    from convis.concepts.wordnet import WordNetUnavailableError, load_hierarchy
 
     try:
         load_hierarchy("physical")

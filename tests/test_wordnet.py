@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-import convis.wordnet as cw
-from convis.hierarchy import Hierarchy
-from convis.wordnet import WordNetUnavailableError, build_hierarchy, load_hierarchy, wordnet_reader
+import convis.concepts.wordnet as cw
+from convis.concepts.hierarchy import Hierarchy
+from convis.concepts.wordnet import WordNetUnavailableError, build_hierarchy, load_hierarchy, wordnet_reader
 
 TEST_CACHE = Path(os.environ["CONVIS_CACHE"]) / "wordnet-test"  # inside the run's fresh cache (conftest)
 WORDLIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "physical_objects.txt"

@@ -12,7 +12,7 @@ CAT = str(Path(__file__).resolve().parents[1] / "assets" / "examples" / "cat.jpg
 
 @pytest.fixture(scope="module")
 def physical():
-    from convis.wordnet import WordNetUnavailableError, load_hierarchy
+    from convis.concepts.wordnet import WordNetUnavailableError, load_hierarchy
 
     try:
         return load_hierarchy("physical")
@@ -21,7 +21,7 @@ def physical():
 
 
 def test_tabby_is_offered_its_nearest_hypernym_in_physical(physical):
-    from convis.wordnet_hints import suggest_in_vocabulary
+    from convis.concepts.hints import suggest_in_vocabulary
 
     assert "tabby.n.01" not in physical and "domestic_cat.n.01" in physical
     assert suggest_in_vocabulary("tabby.n.01", physical) == "domestic_cat.n.01"  # WordNet: tabby -> domestic_cat
@@ -33,8 +33,8 @@ def test_tabby_is_offered_its_nearest_hypernym_in_physical(physical):
 
 
 def test_resolve_concept_puts_the_hint_before_the_spelling_suggestions(physical):
-    from convis.hierarchy import UnknownConceptError
-    from convis.wordnet_hints import resolve_concept
+    from convis.concepts.hierarchy import UnknownConceptError
+    from convis.concepts.hints import resolve_concept
 
     assert resolve_concept(physical, "dog") == "dog.n.01"
     with pytest.raises(UnknownConceptError) as err:
@@ -51,7 +51,7 @@ def test_resolve_concept_puts_the_hint_before_the_spelling_suggestions(physical)
 def test_cli_maps_a_phrase(physical, tmp_path, capsys):
     from PIL import Image
 
-    from convis.cli import main
+    from convis.cli.commands import main
 
     out, npy = tmp_path / "x.png", tmp_path / "x.npy"
     assert main(["explain", CAT, "--text", "a red sports car", "--model", "test-tiny", "--out", str(out),
@@ -62,7 +62,7 @@ def test_cli_maps_a_phrase(physical, tmp_path, capsys):
 
 
 def test_cli_says_what_to_do_for_a_name_outside_t(physical, tmp_path, capsys):
-    from convis.cli import main
+    from convis.cli.commands import main
 
     code = main(["explain", CAT, "--concept", "tabby.n.01", "--model", "test-tiny", "--out", str(tmp_path / "x.png")])
     err = capsys.readouterr().err

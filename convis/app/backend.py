@@ -18,20 +18,20 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from convis._lru import LRU
+from convis.cache import LRU
 from convis.app.entry import Entry, Key, image_hash, model_key
 from convis.app.limits import public
 from convis.app.loads import KeyedLoads
 from convis.app.warm import WarmUp, start_warm_up
-from convis.bank import forget_bank, load_bank
+from convis.clip.bank import forget_bank, load_bank
 from convis.config import GridConfig, Progress
 from convis.engine import Engine
 from convis.errors import UserError
-from convis.hierarchy import Hierarchy
-from convis.index import ImageIndex
-from convis.progressive import DEFAULT_SCHEDULE
-from convis.models import MODELS, forget_model, list_models, load_model, parse_model
-from convis.wordnet import load_hierarchy
+from convis.concepts.hierarchy import Hierarchy
+from convis.index.image_index import ImageIndex
+from convis.index.progressive import DEFAULT_SCHEDULE
+from convis.clip.models import MODELS, forget_model, list_models, load_model, parse_model
+from convis.concepts.wordnet import load_hierarchy
 
 _log = logging.getLogger(__name__)
 
@@ -63,16 +63,16 @@ class Backend:
 
     Args:
         model: default model key or spec ("ViT-B-32/openai", "test-tiny").
-        vocabulary: default concept set (any of `convis.wordnet.vocabularies()`).
+        vocabulary: default concept set (any of `convis.concepts.wordnet.vocabularies()`).
         device: torch device or "auto".  seek: bank texts, "definitions" (the paper) or "lemmas".
-        precision: "auto", "fp32", "fp16", "bf16" or "int8" (see `convis.models.load_model`).
+        precision: "auto", "fp32", "fp16", "bf16" or "int8" (see `convis.clip.models.load_model`).
         max_engines: engines kept loaded at once (their models and banks go with them).
         max_indexes, max_index_bytes: bounds of the shared index LRU.
         gpu: optional decorator (``spaces.GPU(duration=...)``) applied to the indexing call.
         display_size: side of the rendered views, in pixels.
         hierarchies: ready-made concept sets by name (e.g. a toy one in tests), offered too.
         allow_large: also offer `nouns` and ViT-L (and larger) models (the defaults always are).
-        loader: how a model is loaded (`convis.models.load_model`); tests inject a slow one.
+        loader: how a model is loaded (`convis.clip.models.load_model`); tests inject a slow one.
     """
 
     def __init__(self, model: str = "ViT-B-32/openai", vocabulary: str = "physical", *, device: str = "auto",
@@ -148,7 +148,7 @@ class Backend:
         return self._hierarchies.get(vocabulary)
     def warm_up(self) -> WarmUp:
         """Start loading the default engine in the background (see `convis.app.warm`)."""
-        self.warming = start_warm_up(self)
+        self.warming = start_warm_up(self.preload, f"`{self.default_model}` over *{self.default_vocabulary}*")
         return self.warming
 
     def hierarchy(self, vocabulary: str | None = None) -> Hierarchy:

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from convis.index import ImageIndex
-from convis.models import DEFAULT_PRETRAINED, parse_model
+from convis.index.image_index import ImageIndex
+from convis.clip.models import DEFAULT_PRETRAINED, parse_model
 
 Key = tuple[str, str, str, int, bool]  # (image hash, model key, vocabulary, seed, whole picture)
 

@@ -18,8 +18,8 @@ from convis.app.session import MAX_COMPARE, Session, View
 from convis.app.views import export, render_compare, render_view
 from convis.app.widgets import tree_value
 from convis.errors import UserError
-from convis.hierarchy import Hierarchy, UnknownConceptError
-from convis.wordnet_hints import resolve_concept
+from convis.concepts.hierarchy import Hierarchy, UnknownConceptError
+from convis.concepts.hints import resolve_concept
 
 # What the engine raises for bad input or missing resources; anything else is a bug and propagates.
 USER_ERRORS = (UserError,)

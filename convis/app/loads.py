@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from convis.app.limits import public
-from convis.models import ModelLoadError
-from convis.wordnet import WordNetUnavailableError
+from convis.clip.models import ModelLoadError
+from convis.concepts.wordnet import WordNetUnavailableError
 
 RETRY_S, MAX_RETRY_S = 30.0, 600.0  # back-off after a failed load: first delay, ceiling
 # Failures worth remembering: missing weights or WordNet. Anything else is a bug and propagates each time.

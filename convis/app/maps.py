@@ -21,8 +21,8 @@ from convis.app.backend import Backend
 from convis.app.entry import Entry
 from convis.app.session import MAX_STOCHASTIC, Session
 from convis.engine import Engine
-from convis.hierarchy import Hierarchy
-from convis.wordnet_hints import wordnet_hint as _wordnet_hint
+from convis.concepts.hierarchy import Hierarchy
+from convis.concepts.hints import wordnet_hint as _wordnet_hint
 
 OPEN, CLOSE = "\u201c", "\u201d"
 MAX_PHRASE = 200  # characters of a phrase kept (CLIP reads 77 tokens anyway)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from html import escape
 
-from convis.hierarchy import Hierarchy
+from convis.concepts.hierarchy import Hierarchy
 
 
 def _link(name: str, text: str | None = None) -> str:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from convis.app.backend import Backend
+from convis.config import Progress
 
 
 @dataclass
@@ -45,12 +44,15 @@ class WarmUp:
                 "now; indexing starts as soon as this is done.")
 
 
-def start_warm_up(backend: Backend) -> WarmUp:
-    """Run `backend.preload` in a daemon thread; return the state it updates."""
-    warm = WarmUp(f"`{backend.default_model}` over *{backend.default_vocabulary}*")
+def start_warm_up(load: Callable[[Progress], bool], label: str) -> WarmUp:
+    """Run `load(progress)` (True when it worked) in a daemon thread; return the state it updates.
+
+    `label` names what loads, in Markdown (e.g. "`ViT-B-32/openai` over *physical*").
+    """
+    warm = WarmUp(label)
 
     def run() -> None:
-        ok = backend.preload(warm.on_bank)
+        ok = load(warm.on_bank)
         warm.state, warm.seconds = ("ready" if ok else "failed"), time.perf_counter() - warm.started
 
     threading.Thread(target=run, name="convis-warm-up", daemon=True).start()

@@ -15,7 +15,7 @@ from typing import Any
 import gradio as gr
 
 from convis.app import limits
-from convis.hierarchy import Hierarchy
+from convis.concepts.hierarchy import Hierarchy
 
 PAGE = 100  # children sent per request: person.n.01 has hundreds
 SEP = "|"  # joins synset names into row keys; must match tree.js

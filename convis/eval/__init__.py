@@ -12,11 +12,14 @@ open_clip config in `assets/`) and its vocabulary.
 
 from pathlib import Path
 
-from convis.models import register_model
-from convis.wordnet import register_vocabulary
+from convis.clip.models import register_model
+from convis.concepts.wordnet import register_vocabulary
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 SYNTHETIC = "synthetic-shapes"
 
 register_model(SYNTHETIC, ASSETS / f"{SYNTHETIC}.safetensors", config_dir=ASSETS)
 register_vocabulary(SYNTHETIC, ASSETS / f"{SYNTHETIC}.txt")
+
+# The one place methods are registered (after the assets: the methods' modules may use them).
+from convis.eval import methods, progressive_methods  # noqa: E402,F401

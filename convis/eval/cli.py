@@ -10,15 +10,14 @@ import argparse
 from pathlib import Path
 
 from convis.eval import commands
-import convis.eval.methods  # noqa: F401 - registers the methods named in --methods' help
-from convis.eval.mapmaker import METHODS
-from convis.shell import add_engine_args
+from convis.eval.registry import METHODS
+from convis.cli.flags import add_engine_args
 
-SYNTHETIC_METHODS = "convis,raw,dense,centre"
+SYNTHETIC_METHODS = "grid,raw,dense,centre"
 
 
 def _common(p: argparse.ArgumentParser, model: str = "ViT-B-32", vocabulary: str = "physical",
-            methods: str | None = "convis") -> None:
+            methods: str | None = "grid") -> None:
     add_engine_args(p, model, vocabulary)
     p.add_argument("--seed", type=int, default=0, help="seeds the image draw, noise border and sampler")
     p.add_argument("--batch-size", type=int, default=64, help="windows (or images) per forward")
@@ -73,7 +72,7 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--concept", help="synset for every image (cub default: bird.n.01; imagenet: each class)")
     f.add_argument("--fallback", choices=("skip", "ancestor"), default="skip")
     f.add_argument("--steps", type=int, default=32, help="perturbation steps per curve")
-    _common(f, methods="convis,raw,dense,centre")
+    _common(f, methods="grid,raw,dense,centre")
     f.set_defaults(func=commands.cmd_faithfulness)
 
     s = sub.add_parser("synthetic", help="the synthetic-shapes benchmark (no download; runs in CI)")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from convis.config import GridConfig, StochasticConfig
 from convis.eval.datasets import DataError
-from convis.shell import Bar, load_engine
+from convis.cli.flags import Bar, load_engine
 
 if TYPE_CHECKING:
     from convis.engine import Engine

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from convis.eval.datasets import DataError, DataNotFoundError
-from convis.hierarchy import Hierarchy
+from convis.concepts.hierarchy import Hierarchy
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parent / "data"
 MAPPINGS = {"voc": DATA / "voc_synsets.tsv", "coco": DATA / "coco_synsets.tsv"}
 FALLBACKS = ("skip", "ancestor")
 _WNID = re.compile(r"^n(\d{8})$")
@@ -39,7 +39,7 @@ def to_synset_name(key: str) -> str | None:
     """A synset name from a synset name or a WordNet noun id ("n01530575"); None if WordNet lacks it."""
     from nltk.corpus.reader.wordnet import WordNetError
 
-    from convis.wordnet import wordnet_reader
+    from convis.concepts.wordnet import wordnet_reader
 
     wn = wordnet_reader()
     try:
@@ -53,7 +53,7 @@ def nearest_in_vocabulary(name: str, hierarchy: Hierarchy) -> str | None:
     """The synset itself if in the vocabulary, else its closest hypernym that is (breadth-first)."""
     if name in hierarchy:
         return name
-    from convis.wordnet import wordnet_reader
+    from convis.concepts.wordnet import wordnet_reader
 
     frontier, seen = [wordnet_reader().synset(name)], set()
     while frontier:

@@ -1,74 +1,23 @@
-"""The map-maker framework of the harness: a name -> method registry and `MapMaker`, which runs
-several methods on an image and encodes its windows once for all that need them.
+"""`MapMaker`: runs several registered methods on an image, encoding its windows once for all
+that need them.
 
-The methods themselves (ConVis and the baselines) are registered in `convis.eval.methods`; a new
+The methods are named in `convis.eval.registry` and registered by `convis.eval.methods`; a new
 method or ablation is one `@register_method` there (or in any module imported before use).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
 
 from convis.config import GridConfig, StochasticConfig
 from convis.engine import Engine
-from convis.eval.datasets import DataError
-from convis.index import ImageIndex
+from convis.eval.registry import METHODS, Job, parse_methods
+from convis.index.image_index import ImageIndex
 from convis.windows import CropBox, centre_crop_box
-
-METHODS: dict[str, Method] = {}  # name -> method, in registration order ("all" runs them in this order)
-
-
-@dataclass
-class Job:
-    """One image's request to every method: what they read, and the shared window pass."""
-
-    engine: Engine
-    config: GridConfig
-    stochastic: StochasticConfig
-    image: Image.Image
-    concepts: list[str]
-    side: int  # map side
-    index: ImageIndex | None = None  # the window pass (ranks and embeddings), for windowed methods
-    batch_size: int = 64  # windows per forward, for methods that run a window pass of their own
-    extra: dict[str, dict] = field(default_factory=dict)  # side results a method reports (per-stage maps)
-
-
-@dataclass(frozen=True)
-class Method:
-    """A map maker: `run(job)` -> (C, side, side) float32 in [0, 1]."""
-
-    run: Callable[[Job], np.ndarray]
-    windowed: bool  # needs the window pass (730 forwards), which the maker runs once per image
-    in_all: bool = True  # run by "--methods all"
-
-
-def register_method(name: str, windowed: bool = False, in_all: bool = True,
-                    ) -> Callable[[Callable[[Job], np.ndarray]], Callable]:
-    """Decorator: add a method under `name` (new baselines and ablations are one registration).
-
-    `in_all=False` keeps it out of "--methods all" (diagnostics such as the progressive stages)."""
-    def add(run: Callable[[Job], np.ndarray]) -> Callable[[Job], np.ndarray]:
-        METHODS[name] = Method(run, windowed, in_all)
-        return run
-    return add
-
-
-def parse_methods(text: str | Sequence[str]) -> list[str]:
-    """"convis,raw" or ["convis", "raw"] or "all" -> checked method names, in the given order."""
-    import convis.eval.methods  # noqa: F401 - registers the built-in methods
-
-    names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
-    if names == ["all"]:
-        return [n for n, m in METHODS.items() if m.in_all]
-    bad = [n for n in names if n not in METHODS]
-    if bad or not names:
-        raise DataError(f"unknown method(s) {bad or names}; choose from {', '.join(METHODS)} or 'all'")
-    return list(dict.fromkeys(names))
 
 
 class MapMaker:

@@ -1,7 +1,7 @@
-"""ConVis and the baselines, registered by name with `convis.eval.mapmaker.register_method`.
+"""ConVis and the baselines, registered by name with `convis.eval.registry.register_method`.
 
 * ``convis``: the paper's grid map (Algorithm 1), through the engine's index.
-* ``stochastic``: the reference's adaptive sampler (`convis.index.stochastic_saliency`).
+* ``stochastic``: the reference's adaptive sampler (`convis.index.image_index.stochastic_saliency`).
 * ``raw``: ablation, each window's cosine similarity to the concept's gloss (max over its subtree),
   accumulated over the same windows as ConVis: ConVis without the rank over T.
 * ``dense``: patch tokens of a single forward of the whole crop, projected into the joint space,
@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from convis import saliency as sal
-from convis.eval.mapmaker import Job, register_method
-from convis.hierarchy import Hierarchy
+from convis.eval.registry import Job, register_method
+from convis.concepts.hierarchy import Hierarchy
 from convis.windows import crop_windows, prepare_image
 
 
@@ -60,7 +60,7 @@ def patch_embeddings(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return F.normalize(tokens.float(), dim=-1).reshape(x.shape[0], side, side, -1)
 
 
-@register_method("convis", windowed=True)
+@register_method("grid", windowed=True)
 def convis_maps(job: Job) -> np.ndarray:
     """The paper's grid map, from the index."""
     return job.index.saliency_many(job.concepts, job.side)
@@ -100,5 +100,3 @@ def centre_maps(job: Job) -> np.ndarray:
     """The Gaussian centre prior, the same for every concept."""
     return np.repeat(centre_prior(job.side)[None], len(job.concepts), axis=0)
 
-
-from convis.eval import progressive_methods  # noqa: E402,F401 - registers convis-progressive and convis-int8

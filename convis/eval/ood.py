@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from convis.text import encode_texts_bucketed
+from convis.clip.text import encode_texts_bucketed
 from convis.engine import Engine
 from convis.eval.datasets import DataError, Sample
 from convis.eval.metrics import auroc, fpr_at_tpr
@@ -39,7 +39,7 @@ SCORES = ("naive", "hierarchy", "lemmas")
 def class_ancestors(labels: Sequence[str]) -> dict[str, set[str]]:
     """Folder label (WordNet id "n01530575" or synset name) -> names of it and all its hypernyms."""
     from convis.eval.concepts import to_synset_name
-    from convis.wordnet import wordnet_reader
+    from convis.concepts.wordnet import wordnet_reader
 
     wn, out = wordnet_reader(), {}
     for label in set(labels):

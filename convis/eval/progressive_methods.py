@@ -1,22 +1,27 @@
 """Evaluation methods of the live CPU path (issue 9), hooked into `MapMaker` by name.
 
-* ``convis-progressive``: ConVis from the first coarse-to-fine stage's windows only (what the app
+* ``grid-progressive``: ConVis from the first coarse-to-fine stage's windows only (what the app
   shows first). Per stage it records the map's Pearson r with the full fp32 ConVis map and the
   pointing hit; the summary lists them under ``stages``. The stage indexes are the full index
   restricted to the windows done: the progressive index encodes the same windows with the same
   ranks (tests/test_progressive.py), so no second pass is needed.
-* ``convis-int8``: ConVis from a window pass of the int8 image encoder (the concept bank stays
+* ``grid-int8``: ConVis from a window pass of the int8 image encoder (the concept bank stays
   fp32), with its map's r against fp32 ConVis and the share of windows whose best concept agrees.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from convis.boxes import pointing_hit
-from convis.eval.mapmaker import Job, MapMaker, register_method
-from convis.indexing import index_image
-from convis.progressive import DEFAULT_SCHEDULE, restrict, stage_rows, stage_smoothing
+from convis.eval.registry import Job, register_method
+from convis.index.build import index_image
+from convis.index.progressive import DEFAULT_SCHEDULE, restrict, stage_rows, stage_smoothing
+
+if TYPE_CHECKING:
+    from convis.eval.mapmaker import MapMaker
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -26,7 +31,7 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-@register_method("convis-progressive", windowed=True, in_all=False)
+@register_method("grid-progressive", windowed=True, in_all=False)
 def progressive_maps(job: Job) -> np.ndarray:
     """(C, side, side) maps of the first stage; every stage's maps go to `job.extra`."""
     index, concepts, side = job.index, job.concepts, job.side
@@ -39,15 +44,15 @@ def progressive_maps(job: Job) -> np.ndarray:
         part = restrict(index, keep, k, len(stages), stage_smoothing(DEFAULT_SCHEDULE, k))
         maps.append(part.saliency_many(concepts, side))
         windows.append(len(keep))
-    job.extra["convis-progressive"] = {"reference": index.saliency_many(concepts, side),
+    job.extra["grid-progressive"] = {"reference": index.saliency_many(concepts, side),
                                          "stages": maps, "windows": windows, "total": len(index.boxes)}
     return maps[0]
 
 
-@register_method("convis-int8", windowed=True, in_all=False)
+@register_method("grid-int8", windowed=True, in_all=False)
 def int8_maps(job: Job) -> np.ndarray:
     """(C, side, side) ConVis maps from the int8 encoder (CPU only: the model door says so)."""
-    from convis.models import load_model
+    from convis.clip.models import load_model
 
     index, concepts, side = job.index, job.concepts, job.side
     clip, bank = job.engine.clip, job.engine.bank
@@ -56,7 +61,7 @@ def int8_maps(job: Job) -> np.ndarray:
                          job.engine.spec, job.config, job.batch_size)
     maps = qindex.saliency_many(concepts, side)
     agree = float((qindex.ranks.argmin(axis=1) == index.ranks.argmin(axis=1)).mean())
-    job.extra["convis-int8"] = {"reference": index.saliency_many(concepts, side), "stages": [maps],
+    job.extra["grid-int8"] = {"reference": index.saliency_many(concepts, side), "stages": [maps],
                                   "windows": [len(qindex.boxes)], "total": len(index.boxes), "top1": agree}
     return maps
 
@@ -88,7 +93,7 @@ def extra_summary(maker: MapMaker, method: str, rows: list[dict]) -> dict:
                        "map_pearson_vs_convis": float(np.median(rs)) if rs else float("nan"),
                        "map_pearson_p10": float(np.percentile(rs, 10)) if rs else float("nan"),
                        "pointing": float(np.mean([r[f"{method}_s{k}_hit"] for r in leaf])) if leaf else float("nan")})
-    if method == "convis-progressive":
+    if method == "grid-progressive":
         return {"stages": stages}
     top1 = [r[f"{method}_top1"] for r in rows if f"{method}_top1" in r]
     return {"map_pearson_vs_convis": stages[0]["map_pearson_vs_convis"],

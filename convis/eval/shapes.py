@@ -19,9 +19,9 @@ from PIL import Image
 
 from convis.boxes import Box
 from convis.eval.figures import SHAPES, figure_alpha
-from convis.hierarchy import Hierarchy
+from convis.concepts.hierarchy import Hierarchy
 from convis.eval import ASSETS, SYNTHETIC
-from convis.wordnet import load_hierarchy, read_synset_list
+from convis.concepts.wordnet import load_hierarchy, read_synset_list
 
 VOCABULARY = SYNTHETIC
 LEAVES_FILE = ASSETS / "synthetic-shapes.txt"  # registered as the vocabulary "synthetic-shapes"

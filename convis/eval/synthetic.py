@@ -17,7 +17,7 @@ from convis.boxes import THRESHOLDS, box_accuracy, pointing_hit
 from convis.eval.mapmaker import MapMaker
 from convis.eval.progressive_methods import extra_row, extra_summary
 from convis.eval.shapes import Scene
-from convis.hierarchy import Hierarchy
+from convis.concepts.hierarchy import Hierarchy
 
 HYPERNYMS = ("polygon.n.01", "quadrilateral.n.01", "parallelogram.n.01", "conic_section.n.01", "curve.n.01")
 TOLERANCE = 15  # px, the pointing game's usual radius (scene pixels = map pixels here)

@@ -1,6 +1,6 @@
 """The image index: each window's rank of every concept of T, and the maps drawn from it.
 
-`convis.indexing` builds it (one pass of CLIP over the windows). `ImageIndex.saliency` then needs
+`convis.index.build` builds it (one pass of CLIP over the windows). `ImageIndex.saliency` then needs
 no model: a min over a subtree's columns and one box accumulation, a few milliseconds.
 """
 
@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from convis import cosine
+from convis.index import cosine
 from convis import saliency as sal
-from convis.chains import collapse_chains as collapse_chains_of
+from convis.concepts.chains import collapse_chains as collapse_chains_of
 from convis.config import GridConfig
-from convis.hierarchy import Hierarchy
+from convis.concepts.hierarchy import Hierarchy
 from convis.windows import CropBox, map_shape
 
 
@@ -49,7 +49,7 @@ class ImageIndex:
 
     @property
     def complete(self) -> bool:
-        """True: every window is indexed (a `convis.progressive.PartialIndex` may not be)."""
+        """True: every window is indexed (a `convis.index.progressive.PartialIndex` may not be)."""
         return True
 
     @property
@@ -115,7 +115,7 @@ class ImageIndex:
                            size: int | tuple[int, int] | None = None) -> np.ndarray:
         """(P, H, W) ConVis maps of free-text phrases (P, D) or (D,), with no new image pass.
 
-        Per window, a phrase's rank among T plus the phrase (`convis.cosine.phrase_ranks`, against
+        Per window, a phrase's rank among T plus the phrase (`convis.index.cosine.phrase_ranks`, against
         `bank`, the (T, D) concepts the index was ranked with), accumulated like a leaf's rank.
         """
         ranks = cosine.phrase_ranks(self._embeddings(), bank, torch.atleast_2d(embeddings))
@@ -129,7 +129,7 @@ class ImageIndex:
     def raw_saliency_many(self, concepts: Sequence[str], bank: torch.Tensor,
                           size: int | tuple[int, int] | None = None) -> np.ndarray:
         """(C, H, W) raw-cosine ablation maps: window-to-gloss cosine, best over the subtree, no
-        rank (`convis.cosine.raw_scores`), accumulated and min-max normalised like ConVis maps."""
+        rank (`convis.index.cosine.raw_scores`), accumulated and min-max normalised like ConVis maps."""
         subtrees = [self.hierarchy.subtree(c) for c in concepts]
         return self._maps(cosine.raw_scores(self._embeddings(), bank, subtrees), True, size)
     # ---- end of maps from embeddings ---------------------------------------------------------
@@ -167,7 +167,7 @@ class ImageIndex:
         Returns:
             (synset name, score) pairs; with `collapse_chains`, (synset, score, context) triples
             where single-child ancestor chains are shown once, as their most specific concept,
-            and context holds the folded ancestors nearest first (see `convis.chains`).
+            and context holds the folded ancestors nearest first (see `convis.concepts.chains`).
         """
         scores = self.concept_scores()
         if collapse_chains:

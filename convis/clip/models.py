@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from convis import _hub
-from convis._hub import ModelChoiceError
-from convis._lru import LRU, memoize
+from convis.clip import hub as _hub
+from convis.clip.hub import ModelChoiceError
+from convis.cache import LRU, memoize
 from convis.errors import UserError
 
 _log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from convis.hierarchy import Hierarchy
+from convis.concepts.hierarchy import Hierarchy
 
 Entry = tuple[str, float, tuple[str, ...]]  # (synset, score, context ancestors nearest first)
 

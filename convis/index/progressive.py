@@ -1,6 +1,6 @@
 """Progressive indexing: the same windows as `index_image`, encoded coarse to fine.
 
-The schedule and the partial index live here; `convis.indexing.iter_index` runs them.
+The schedule and the partial index live here; `convis.index.build.iter_index` runs them.
 
 Windows are ordered in stages so that each stage completes a coarser grid: by default 128 px
 windows at stride 64 (36 of 730, 5 %), then 128 px at stride 32 (121, 17 %), then 64 px at
@@ -21,7 +21,7 @@ import torch
 
 from convis import saliency as sal
 from convis.config import GridConfig
-from convis.index import ImageIndex
+from convis.index.image_index import ImageIndex
 from convis.windows import grid_boxes
 
 

@@ -1,6 +1,6 @@
 """The concept set T as a DAG: names, glosses, lemmas, parents inside T, subtrees, search.
 
-Pure: no nltk and no file I/O. `convis.wordnet` builds it; `toy_hierarchy` builds small ones for tests.
+Pure: no nltk and no file I/O. `convis.concepts.wordnet` builds it; `toy_hierarchy` builds small ones for tests.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from convis import _dag
-from convis._lookup import Lookup, is_sense_name
+from convis.concepts import dag as _dag
+from convis.concepts.lookup import Lookup, is_sense_name
 from convis.errors import UserError
 
 Key = int | str  # a node index, or anything `resolve` accepts

@@ -15,13 +15,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from convis import progressive_bench as pb
+from convis.bench import progressive as pb
 from convis import saliency as sal
 from convis.config import GridConfig
-from convis.shell import add_engine_args, load_engine
+from convis.cli.flags import add_engine_args, load_engine
 from convis.windows import crop_windows, grid_boxes
 
-DEFAULT_IMAGE = Path(__file__).resolve().parents[1] / "assets" / "examples" / "cat.jpg"
+DEFAULT_IMAGE = Path(__file__).resolve().parents[2] / "assets" / "examples" / "cat.jpg"
 
 
 def _sync(device: torch.device) -> None:
@@ -79,8 +79,8 @@ def picture_figures(seed: int) -> dict:
 
 def run_bench(args: argparse.Namespace) -> dict:
     """Measure everything `convis bench` reports; returns the JSON-able figures."""
-    from convis.bank import bank_texts
-    from convis.text import encode_texts_bucketed, encode_texts_padded
+    from convis.clip.bank import bank_texts
+    from convis.clip.text import encode_texts_bucketed, encode_texts_padded
     from convis.image import load_image
 
     engine = load_engine(args)

@@ -56,7 +56,7 @@ def encoder_rates(clip, crops: torch.Tensor, batch_size: int, int8: bool = True)
     Batch by batch: the fp32 encoder, then the int8 one, then one GEMM; so on a shared machine
     all three see the same load and their ratios hold. int8 is None off the CPU (CPU only).
     """
-    from convis.models import load_model
+    from convis.clip.models import load_model
 
     dev = clip.device
     q = load_model(clip.name, clip.pretrained or "none", device="cpu", precision="int8") \

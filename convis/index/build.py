@@ -1,6 +1,6 @@
 """Building an image index: CLIP over the windows, once, coarse to fine.
 
-`iter_index` encodes the windows stage by stage (`convis.progressive`) and yields a valid index
+`iter_index` encodes the windows stage by stage (`convis.index.progressive`) and yields a valid index
 after each stage; `index_image` is its last snapshot with a single stage (every window in
 `grid_boxes` order), the paper's Algorithm 1 done once for every concept. The encoder comes in as
 a callable, so tests plug in fake ones; `build_index` plugs in a loaded CLIP. The stochastic
@@ -21,14 +21,14 @@ from PIL import Image
 
 from convis import saliency as sal
 from convis.config import GridConfig, Progress, StochasticConfig
-from convis.hierarchy import Hierarchy
-from convis.index import ImageIndex
-from convis.progressive import DEFAULT_SCHEDULE, PartialIndex, Stage, stage_rows, stage_smoothing
+from convis.concepts.hierarchy import Hierarchy
+from convis.index.image_index import ImageIndex
+from convis.index.progressive import DEFAULT_SCHEDULE, PartialIndex, Stage, stage_rows, stage_smoothing
 from convis.windows import CropBox, crop_windows, grid_boxes, pad_with_noise, prepare_image, prepare_whole
 
 if TYPE_CHECKING:
-    from convis.bank import Bank
-    from convis.models import Clip
+    from convis.clip.bank import Bank
+    from convis.clip.models import Clip
 
 Encoder = Callable[[torch.Tensor], torch.Tensor]  # (N, 3, S, S) normalised -> (N, D)
 
@@ -105,7 +105,7 @@ def iter_index(
             `config.whole` (short side resized to `config.image_size`).
         encode: (n, 3, S, S) -> (n, D) image encoder.
         concepts: (T, D) unit rows in `hierarchy` order, on the encoder's device.
-        schedule: the coarse stages (`convis.progressive`); the rest of the windows follow.
+        schedule: the coarse stages (`convis.index.progressive`); the rest of the windows follow.
         progress: (windows done, windows total) over all stages.
 
     Yields:

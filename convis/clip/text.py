@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convis.config import Progress
-from convis.models import Clip
+from convis.clip.models import Clip
 
 _log = logging.getLogger(__name__)
 

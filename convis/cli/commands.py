@@ -16,7 +16,7 @@ import numpy as np
 from convis.config import GridConfig, StochasticConfig
 from convis.errors import UserError
 from convis.render import STYLES
-from convis.shell import Bar, add_engine_args, load_engine
+from convis.cli.flags import Bar, add_engine_args, load_engine
 
 
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
@@ -58,7 +58,7 @@ def _explain_maps(engine, index, names: list[str], phrases, args: argparse.Names
 def cmd_explain(args: argparse.Namespace) -> int:
     from convis import figure, render
     from convis.boxes import map_to_box
-    from convis.wordnet_hints import resolve_concept
+    from convis.concepts.hints import resolve_concept
 
     concepts, texts = args.concept or [], args.text or []
     if not concepts and not texts:
@@ -119,7 +119,7 @@ def cmd_top(args: argparse.Namespace) -> int:
 
 
 def cmd_concepts(args: argparse.Namespace) -> int:
-    from convis.wordnet import load_hierarchy
+    from convis.concepts.wordnet import load_hierarchy
 
     h = load_hierarchy(args.vocabulary)
     if args.action == "search":
@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("--vocabulary", default="physical")
     p.set_defaults(func=cmd_concepts)
 
-    from convis.bench import add_bench_parser
+    from convis.bench.image import add_bench_parser
     from convis.eval.cli import add_eval_parser
 
     add_bench_parser(sub)

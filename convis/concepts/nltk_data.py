@@ -2,7 +2,7 @@
 
 WordNet is resolved offline first: nltk data if present, else a copy made earlier in the cache,
 else the Debian `wordnet-base` + `wordnet-sense-index` files copied into the cache, else a download
-when the network is allowed. Private to `convis.wordnet`, which re-exports the public names; with it,
+when the network is allowed. Private to `convis.concepts.wordnet`, which re-exports the public names; with it,
 the only module that imports nltk, and only inside functions.
 """
 

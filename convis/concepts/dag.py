@@ -1,6 +1,6 @@
 """Walks over a DAG stored as per-node index lists (parents or children): pure, no names.
 
-Private to `convis.hierarchy`, which keeps the names and caches the results.
+Private to `convis.concepts.hierarchy`, which keeps the names and caches the results.
 """
 
 from __future__ import annotations

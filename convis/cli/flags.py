@@ -12,8 +12,8 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from convis.bank import SEEKS
-from convis.models import PRECISIONS
+from convis.clip.bank import SEEKS
+from convis.clip.models import PRECISIONS
 
 if TYPE_CHECKING:
     from convis.engine import Engine
@@ -37,7 +37,7 @@ def add_engine_args(p: argparse.ArgumentParser, model: str = "ViT-B-32", vocabul
 
 def model_and_weights(args: argparse.Namespace) -> tuple[str, str | None]:
     """(model, pretrained) as `load_model` takes them; no --pretrained = the model's own weights."""
-    from convis.models import parse_model
+    from convis.clip.models import parse_model
 
     return (args.model, args.pretrained) if args.pretrained else parse_model(args.model)
 

@@ -1,6 +1,6 @@
 """Concept bank: CLIP text embeddings of the concepts T, `(T, D)` unit rows, cached on disk.
 
-The texts are encoded by `convis.text` (length-bucketed, checked against the padded forward).
+The texts are encoded by `convis.clip.text` (length-bucketed, checked against the padded forward).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any
 
 from torch import Tensor
 
-from convis._lru import LRU
+from convis.cache import LRU
 from convis.config import Progress, cache_root
-from convis.models import Clip
-from convis.text import encode_texts_bucketed
+from convis.clip.models import Clip
+from convis.clip.text import encode_texts_bucketed
 
 _log = logging.getLogger(__name__)
 

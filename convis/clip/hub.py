@@ -1,6 +1,6 @@
 """Where CLIP weights come from: open_clip's registry, the Hugging Face cache, the network, local files.
 
-Private to `convis.models`, which turns these answers into fast, actionable errors before any
+Private to `convis.clip.models`, which turns these answers into fast, actionable errors before any
 slow download or state-dict load starts.
 """
 

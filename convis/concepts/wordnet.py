@@ -1,6 +1,6 @@
 """The concept vocabularies built from WordNet, and their disk cache.
 
-This module and `convis._nltk_data` (which finds and opens the corpus, offline first) are the only
+This module and `convis.concepts.nltk_data` (which finds and opens the corpus, offline first) are the only
 ones that use nltk, and only inside functions: `import convis` stays fast and needs no corpus.
 """
 
@@ -18,11 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from convis._lru import LRU
-from convis._nltk_data import WordNetUnavailableError, wordnet_reader
+from convis.cache import LRU
+from convis.concepts.nltk_data import WordNetUnavailableError, wordnet_reader
 from convis.config import cache_root
 from convis.errors import UserError
-from convis.hierarchy import Hierarchy
+from convis.concepts.hierarchy import Hierarchy
 
 _log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 `tabby.n.01` is a WordNet noun, but the "physical" vocabulary does not hold it; its nearest
 hypernym that T holds is `domestic_cat.n.01`. Saying so (and offering the word as free text)
-helps more than spelling suggestions, which come after. Uses the WordNet door (`convis.wordnet`).
+helps more than spelling suggestions, which come after. Uses the WordNet door (`convis.concepts.wordnet`).
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from convis.hierarchy import Hierarchy, UnknownConceptError
-from convis.wordnet import WordNetUnavailableError, wordnet_reader
+from convis.concepts.hierarchy import Hierarchy, UnknownConceptError
+from convis.concepts.wordnet import WordNetUnavailableError, wordnet_reader
 
 
 @functools.cache

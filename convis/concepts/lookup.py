@@ -1,6 +1,6 @@
 """Name, offset and lemma lookup over a Hierarchy's nodes: exact hits, ranked search, "did you mean".
 
-Private to `convis.hierarchy`: a `Hierarchy` builds one `Lookup` on its first query. Every query
+Private to `convis.concepts.hierarchy`: a `Hierarchy` builds one `Lookup` on its first query. Every query
 costs bounded time and memory whatever its length: a query longer than the longest lemma cannot
 be one edit from a lemma or inside one, so it gets no suggestions and no prefix or substring hits
 (one-edit candidates grow with the square of the length: 16,000 characters took 12 GB).
