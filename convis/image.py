@@ -22,6 +22,8 @@ MIN_SIDE = 16  # smaller images cannot be split into meaningful windows
 # a caller who loosens Pillow's global does not loosen ours.
 MAX_PIXELS = 40_000_000
 _HINT = "Upload a JPEG, PNG, WebP, GIF, BMP or TIFF."
+# File names a folder scan treats as images: the formats of `_HINT`.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 # What Pillow raises while decoding broken data, depending on the format plugin.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError)
 _HIGH_DEPTH = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
@@ -35,7 +37,7 @@ class ImageError(UserError, ValueError):
 Source = str | Path | bytes | bytearray | memoryview | Image.Image | np.ndarray
 
 
-def load_image(src: Source, max_side: int = 2048) -> Image.Image:
+def load_image(src: Source, max_side: int = 2048, name: str | None = None) -> Image.Image:
     """Load an image as RGB, upright (EXIF orientation applied) and at most ``max_side`` px long.
 
     Transparency is composited over white, CMYK and palette images are converted, 16-bit and
@@ -46,6 +48,7 @@ def load_image(src: Source, max_side: int = 2048) -> Image.Image:
         src: a path, the file's bytes, a PIL image, or an array of shape (H, W), (H, W, 3) or
             (H, W, 4) holding uint8 (or uint16, bool) values or floats in [0, 1].
         max_side: longer side of the result; larger images are downscaled (LANCZOS).
+        name: how messages call bytes input (default "the uploaded data"), e.g. the file's path.
 
     Returns:
         A new RGB ``PIL.Image.Image``.
@@ -61,7 +64,7 @@ def load_image(src: Source, max_side: int = 2048) -> Image.Image:
     if isinstance(src, np.ndarray):
         return _downscale(_from_array(src), max_side)
     if isinstance(src, (bytes, bytearray, memoryview)):
-        return _open(io.BytesIO(bytes(src)), "the uploaded data", max_side)
+        return _open(io.BytesIO(bytes(src)), name or "the uploaded data", max_side)
     if isinstance(src, (str, Path)):
         path = Path(src)
         if path.is_dir():

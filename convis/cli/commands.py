@@ -189,8 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_concepts)
 
     from convis.bench.image import add_bench_parser
+    from convis.cli.dataset import add_dataset_parsers
     from convis.eval.cli import add_eval_parser
 
+    add_dataset_parsers(sub)
     add_bench_parser(sub)
     add_eval_parser(sub)
     return parser

@@ -51,17 +51,25 @@ def load_engine(args: argparse.Namespace) -> Engine:
                        progress=Bar("encoding concepts"))
 
 
+def add_run_args(p: argparse.ArgumentParser, batch_size: int = 64) -> None:
+    """Declare --seed (of the noise border), --batch-size (windows per forward) and --json on `p`."""
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise border")
+    p.add_argument("--batch-size", type=int, default=batch_size, help="windows per forward")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
 class Bar:
     """A tqdm bar on stderr, fed by (done, total) callbacks or by steps (`bar(1)`), closed when full."""
 
-    def __init__(self, desc: str, total: int | None = None) -> None:
-        self.desc, self.total, self.bar = desc, total, None
+    def __init__(self, desc: str, total: int | None = None, unit: str = "it") -> None:
+        self.desc, self.total, self.unit, self.bar = desc, total, unit, None
 
     def __call__(self, done: int, total: int | None = None) -> None:
         from tqdm import tqdm
 
         if self.bar is None:
-            self.bar = tqdm(total=total or self.total, desc=self.desc, unit="it", leave=False, file=sys.stderr)
+            self.bar = tqdm(total=total or self.total, desc=self.desc, unit=self.unit, leave=False,
+                            bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]", file=sys.stderr)
         self.bar.update(done - self.bar.n if total is not None else done)
         if self.bar.total is not None and self.bar.n >= self.bar.total:
             self.bar.close()

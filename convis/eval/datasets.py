@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from convis.errors import UserError
+from convis.image import IMAGE_SUFFIXES
 
 FBox = tuple[float, float, float, float]
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from convis.index import cosine
+from convis.index import cosine, image_scores
 from convis import saliency as sal
 from convis.concepts.chains import collapse_chains as collapse_chains_of
 from convis.config import GridConfig
@@ -144,22 +144,13 @@ class ImageIndex:
         if "scores" not in self._cache:
             h = self.hierarchy
             best = sal.subtree_best_ranks(self.ranks, h.topological_order(), h.child_index)
-            sizes = h.subtree_sizes().astype(np.float64)
-            weights = self.image_overlap()  # mostly-noise windows say little about the image
-            weights = weights / weights.sum()
-            cols = range(0, len(h), 4096)  # chunks bound the float64 temporaries
-            self._cache["scores"] = np.concatenate(
-                [weights @ sal.surprise(best[:, i : i + 4096], sizes[i : i + 4096], len(h)) for i in cols]
-            )
+            weights = image_scores.window_weights(self.boxes, self.config.pad, self.grid_shape)
+            self._cache["scores"] = image_scores.surprise_score(best, weights, h.subtree_sizes().astype(np.float64))
         return self._cache["scores"]
 
     def image_overlap(self) -> np.ndarray:
         """(N,) share of each window's area that lies on the image rather than on the noise."""
-        p, (hgt, wid) = self.config.pad, self.grid_shape
-        b = self.boxes
-        w = np.clip(np.minimum(b[:, 2], p + wid) - np.maximum(b[:, 0], p), 0, None)
-        h = np.clip(np.minimum(b[:, 3], p + hgt) - np.maximum(b[:, 1], p), 0, None)
-        return (w * h) / ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))
+        return image_scores.window_overlap(self.boxes, self.config.pad, self.grid_shape)
 
     def top_concepts(self, k: int = 20, collapse_chains: bool = False) -> list:
         """The k concepts the image shows most, best first.
