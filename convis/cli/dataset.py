@@ -9,7 +9,7 @@ from convis.cli.flags import Bar, add_engine_args, add_run_args, load_engine, mo
 from convis.config import GridConfig
 from convis.errors import UserError
 
-SCORE = "top5"  # convis.store.search.DEFAULT_SCORE, repeated here so --help costs no import
+SCORE = "top1"  # convis.store.search.DEFAULT_SCORE, repeated here so --help costs no import
 
 
 def _worker(args: argparse.Namespace, config: GridConfig):
@@ -89,7 +89,7 @@ def add_dataset_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--whole", action="store_true", help="map the whole picture instead of the centre square")
     p.add_argument("--dtype", choices=("float16", "float32"), default="float16",
                    help="window embeddings kept as float16 (0.73 MB/image, ViT-B/32) or float32")
-    p.add_argument("--score", default=SCORE, help="image-level pooling: top5 (default), top<k>, surprise")
+    p.add_argument("--score", default=SCORE, help="image-level pooling: top1 (default: the share of windows whose best description is in the subtree), top<k>, surprise")
     p.add_argument("--images-per-shard", type=int, default=8, help="images per shard (a crash loses at most one)")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local (default, one process) or ray (Ray Data across GPUs: pip install -e .[ray])")

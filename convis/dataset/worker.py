@@ -57,11 +57,11 @@ class IndexWorker:
         engine: the loaded model, concept set and bank.
         config: the grid (its pad gives each window's share of image).
         batch_size: windows per forward, across images.
-        score: the image-level pooling ("top5", "surprise": `convis.index.image_scores`).
+        score: the image-level pooling ("top1", "surprise": `convis.index.image_scores`).
         dtype: "float16" or "float32", how window embeddings are kept.
     """
 
-    def __init__(self, engine: Engine, config: GridConfig, batch_size: int = 256, score: str = "top5",
+    def __init__(self, engine: Engine, config: GridConfig, batch_size: int = 256, score: str = "top1",
                  dtype: str = "float16") -> None:
         self.engine, self.config, self.batch_size, self.dtype = engine, config, batch_size, DTYPES[dtype]
         self.pool = image_scores.image_score(score)

@@ -80,3 +80,7 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--tolerance", type=float, default=15.0, help="pointing radius in pixels")
     _common(s, "synthetic-shapes", "synthetic-shapes", SYNTHETIC_METHODS)
     s.set_defaults(func=commands.cmd_synthetic)
+
+    from convis.eval.search import add_search_parser
+
+    add_search_parser(sub, _common)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from convis import saliency as sal
+from convis.errors import UserError
 
 _COLS = 4096  # columns per chunk: bounds the float64 temporaries of the surprise
 
@@ -72,6 +73,10 @@ def topk_share(best: np.ndarray, weights: np.ndarray, k: int) -> np.ndarray:
     return weights @ (best < k).astype(np.float64)
 
 
+class UnknownScoreError(UserError, ValueError):
+    """An image-level pooling name that is not one of ours."""
+
+
 ImageScore = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (best, weights, sizes) -> (T,)
 
 
@@ -82,4 +87,4 @@ def image_score(name: str) -> ImageScore:
     if m := re.fullmatch(r"top(\d+)", name):
         k = int(m.group(1))
         return lambda best, weights, _sizes: topk_share(best, weights, k)
-    raise ValueError(f"unknown image score {name!r}; use 'surprise' or 'top<k>' such as 'top5'")
+    raise UnknownScoreError(f"unknown image score {name!r}; use 'surprise' or 'top<k>' such as 'top5'")

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from convis.index.image_index import ImageIndex
     from convis.store.store import ConceptSet, Hit, Store
 
-DEFAULT_SCORE = "top5"  # the pooling `convis index` stores (README, "Datasets": it won on the synthetic world)
+DEFAULT_SCORE = "top1"  # the pooling `convis index` stores: it won on the synthetic world (README, "Datasets")
 SHORTLIST = 500  # phrase search: whole-image candidates re-ranked by their windows
 
 
@@ -58,7 +58,7 @@ def search_concept(store: Store, hierarchy: Hierarchy, concept: str, k: int = 20
             for i in top]
 
 
-def search_text(store: Store, phrase: torch.Tensor, bank: torch.Tensor, k: int = 20, topk: int = 5,
+def search_text(store: Store, phrase: torch.Tensor, bank: torch.Tensor, k: int = 20, topk: int = 1,
                 shortlist: int = SHORTLIST) -> list[Hit]:
     """The k stored images that show a phrase (D,) unit embedding most, best first."""
     from convis.store.store import Hit

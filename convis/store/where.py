@@ -24,7 +24,7 @@ def subtree_ranks(embeddings: torch.Tensor, bank: torch.Tensor, subtrees: Sequen
         sims = embeddings.to(bank.device, torch.float32) @ bank.float().T  # (N, T)
         rows = []
         for sub in subtrees:
-            best = sims[:, torch.as_tensor(np.asarray(sub), device=sims.device)].amax(dim=1, keepdim=True)
+            best = sims[:, torch.as_tensor(np.array(sub), device=sims.device)].amax(dim=1, keepdim=True)
             rows.append((sims > best).sum(dim=1))
         return torch.stack(rows).cpu().numpy().astype(np.int64)
 
