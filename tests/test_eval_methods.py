@@ -118,7 +118,7 @@ def test_each_method_is_charged_what_it_costs(engine, image, monkeypatch):
     passes = []
     real = MapMaker.window_pass
 
-    def slow_pass(self, img):
+    def slow_pass(self, img, source=None):
         passes.append(1)
         clock.sleep(0.2)  # the window pass, made clearly the dominant cost
         return real(self, img)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from convis.concepts.hierarchy import Hierarchy
 from convis.config import Progress
 from convis.dataset.manifest import Item
 from convis.dataset.prepare import Prepared, decode, hash_item
@@ -48,8 +49,8 @@ class Summary:
         return "\n".join(lines)
 
 
-def concept_set(worker: IndexWorker, score: str) -> ConceptSet:
-    h = worker.engine.hierarchy
+def concept_set(h: Hierarchy, score: str) -> ConceptSet:
+    """The scores folder of a concept set under a pooling."""
     return ConceptSet(sc.score_key(h.vocabulary, h.ids, score), h.vocabulary, score, len(h))
 
 
@@ -63,7 +64,7 @@ def index_dataset(items: Sequence[Item], store: Store, worker: IndexWorker, scor
         progress: (images done, images total); done counts skipped and failed files too, and
             moves in fractions of an image while a batch is encoded.
     """
-    t0, out, cs = time.perf_counter(), Summary(), concept_set(worker, score)
+    t0, out, cs = time.perf_counter(), Summary(), concept_set(worker.engine.hierarchy, score)
     seen: set[str] = set()
     pending: list[Prepared] = []
 
@@ -111,7 +112,7 @@ def rescore(store: Store, worker: IndexWorker, score: str, progress: Progress | 
 
     Returns the number of images scored; segments are compacted at the end.
     """
-    cs = concept_set(worker, score)
+    cs = concept_set(worker.engine.hierarchy, score)
     folder = store.scores_dir(cs)
     have = sc.scored_hashes(folder)
     todo = [(name, [(pos, r) for pos, r in enumerate(rows) if r.sha256 not in have])

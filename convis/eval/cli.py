@@ -25,6 +25,8 @@ def _common(p: argparse.ArgumentParser, model: str = "ViT-B-32", vocabulary: str
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--out", type=Path, default=None, help="write per-image CSV and summary JSON here")
     if methods is not None:
+        p.add_argument("--store", default=None,
+                       help="a store (convis index) of these images: reuse its window embeddings, no window pass")
         p.add_argument("--methods", default=methods,
                        help=f"comma list of {', '.join(METHODS)}, or 'all'")
 

@@ -34,8 +34,14 @@ def _engine(args: argparse.Namespace) -> Engine:
 def _maker(args: argparse.Namespace, engine: Engine) -> MapMaker:
     from convis.eval.mapmaker import MapMaker
 
-    return MapMaker(engine, args.methods, GridConfig(seed=args.seed), StochasticConfig(seed=args.seed),
-                    args.batch_size)
+    store = None
+    if getattr(args, "store", None):
+        from convis.store import Store
+
+        store = Store.open(args.store)
+    args.maker = MapMaker(engine, args.methods, GridConfig(seed=args.seed), StochasticConfig(seed=args.seed),
+                          args.batch_size, store)
+    return args.maker
 
 
 def _finish(args: argparse.Namespace, engine: Engine, name: str, summary: dict, rows: list, text: str,
@@ -45,6 +51,8 @@ def _finish(args: argparse.Namespace, engine: Engine, name: str, summary: dict, 
 
     summary = {"command": name, "model": engine.clip.model_id, "vocabulary": engine.hierarchy.vocabulary,
                "concepts": len(engine.hierarchy), "seed": args.seed, **summary}
+    if (maker := getattr(args, "maker", None)) is not None and maker.store is not None:
+        summary["store"] = {"path": str(maker.store.root), "from_store": maker.from_store, "encoded": maker.encoded}
     files = write_outputs(args.out, name, summary, rows)
     print(to_json(summary) if args.json else text)
     for line in [*notes, *(f"wrote {f}" for f in files)]:

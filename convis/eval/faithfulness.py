@@ -88,7 +88,7 @@ def run_faithfulness(samples: Iterable[Sample], maker: MapMaker, concept_of: Cal
         if concept:
             image = load_image(sample.path)
             pixels, _ = prepare_image(image, maker.config.image_size)
-            maps, _ = maker(image, [concept], size=0)
+            maps, _ = maker(image, [concept], size=0, source=sample.path)
             row: dict = {"image": sample.image_id, "concept": concept}
             for m, stack in maps.items():
                 curves = deletion_insertion(maker.engine, pixels, stack[0], concept, steps)

@@ -52,7 +52,7 @@ def run_pointing(samples: Iterable[Sample], resolution: Resolution, maker: MapMa
         if classes:
             image = load_image(sample.path)
             synsets = list(dict.fromkeys(resolution.queries[c] for c in classes))
-            maps, crop = maker(image, synsets, size=None)  # crop-side maps: original pixels
+            maps, crop = maker(image, synsets, size=None, source=sample.path)  # crop-side maps: original pixels
             for c in classes:
                 boxes = sample.boxes(c)
                 k = synsets.index(resolution.queries[c])

@@ -80,7 +80,7 @@ def run_wsol(samples: Iterable[Sample], maker: MapMaker, concept_of: ConceptOf,
         if not gts:
             loc.skipped.append(sample.image_id)
         else:
-            maps, crop = maker(image, [concept], size=0)
+            maps, crop = maker(image, [concept], size=0, source=sample.path)
             loc.add({"image": sample.image_id, "path": str(sample.path), "concept": concept,
                      "gt_boxes": ";".join(" ".join(map(str, b)) for b in gts)},
                     {m: v[0] for m, v in maps.items()}, gts)

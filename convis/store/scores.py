@@ -9,6 +9,7 @@ readers drop by hash, never a gap).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -43,25 +44,37 @@ def segments(folder: Path) -> list[Path]:
     return sorted(folder.glob("seg-*.safetensors"))
 
 
-def segment_hashes(path: Path) -> list[str]:
-    with safe_open(path, "pt") as f:
-        return json.loads(f.metadata()["sha256"])
-
-
 def scored_hashes(folder: Path) -> set[str]:
     """The images that have scores in this concept set."""
     return {h for p in segments(folder) for h in segment_hashes(p)}
 
 
+@functools.lru_cache(maxsize=256)
+def _hashes(path: str, _stamp: tuple[int, int]) -> tuple[str, ...]:
+    """A segment's image hashes, cached while the file is unchanged (a 100k list is 6.5 MB of JSON)."""
+    with safe_open(path, "pt") as f:
+        return tuple(json.loads(f.metadata()["sha256"]))
+
+
+def segment_hashes(path: Path) -> tuple[str, ...]:
+    st = path.stat()
+    return _hashes(str(path), (st.st_mtime_ns, st.st_size))
+
+
 def concept_row(folder: Path, column: int) -> tuple[list[str], np.ndarray]:
-    """One concept's scores over every scored image: (sha256 list, (N,) float32), each image once."""
+    """One concept's scores over every scored image: (sha256 list, (N,) float32), each image once.
+
+    Reads one contiguous row of each segment.
+    """
     hashes: list[str] = []
     parts: list[np.ndarray] = []
     for path in segments(folder):
+        hashes += segment_hashes(path)
         with safe_open(path, "pt") as f:
-            hashes += json.loads(f.metadata()["sha256"])
             parts.append(f.get_slice("scores")[column : column + 1].float().numpy()[0])
     values = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    if len(parts) <= 1:  # a compacted set holds each image once
+        return hashes, values
     _, first = np.unique(np.asarray(hashes), return_index=True)  # duplicates: an interrupted compact
     keep = np.sort(first)
     return [hashes[i] for i in keep], values[keep]
@@ -75,8 +88,8 @@ def compact(folder: Path) -> int:
     hashes: list[str] = []
     blocks: list[torch.Tensor] = []
     for path in parts:
+        hashes += segment_hashes(path)
         with safe_open(path, "pt") as f:
-            hashes += json.loads(f.metadata()["sha256"])
             blocks.append(f.get_tensor("scores"))
     matrix = torch.cat(blocks, dim=1)  # (T, n)
     _, first = np.unique(np.asarray(hashes), return_index=True)

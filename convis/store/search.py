@@ -51,11 +51,14 @@ def search_concept(store: Store, hierarchy: Hierarchy, concept: str, k: int = 20
 
     cs = concept_set_for(store, hierarchy, score)
     hashes, values = sc.concept_row(store.root / sc.SCORES / cs.key, hierarchy.index(hierarchy.resolve(concept)))
-    keep = [i for i, h in enumerate(hashes) if h in store]
-    values = values[keep]
-    top = np.argsort(-values, kind="stable")[:k]
-    return [Hit(hashes[keep[i]], store.row(hashes[keep[i]]).path, float(values[i]), store.row(hashes[keep[i]]).label)
-            for i in top]
+    hits: list[Hit] = []
+    for i in np.argsort(-values, kind="stable"):  # best first; scores of images no longer stored are skipped
+        if hashes[i] in store:
+            row = store.row(hashes[i])
+            hits.append(Hit(row.sha256, row.path, float(values[i]), row.label))
+            if len(hits) == k:
+                break
+    return hits
 
 
 def search_text(store: Store, phrase: torch.Tensor, bank: torch.Tensor, k: int = 20, topk: int = 1,
