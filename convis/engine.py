@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -16,7 +15,8 @@ from convis.config import GridConfig, Progress, StochasticConfig
 from convis.errors import UserError
 from convis.concepts.hierarchy import Hierarchy
 from convis.index.image_index import ImageIndex
-from convis.index.build import InputSpec, build_index, iter_index, stochastic_saliency
+from convis.index.build import InputSpec, build_index, iter_clip_index
+from convis.index.stochastic import stochastic_saliency
 from convis.clip.models import Clip, load_model
 from convis.index.progressive import DEFAULT_SCHEDULE, Stage
 from convis.clip.text import encode_texts_bucketed
@@ -86,9 +86,7 @@ class Engine:
     ) -> Iterator[ImageIndex]:
         """Index coarse to fine: a `PartialIndex` after each coarse stage, then the complete index
         (equal to `index`'s)."""
-        for part in iter_index(image, self.clip.encode_image, self.bank.embeddings, self.hierarchy, self.spec,
-                               config, schedule, batch_size, progress):
-            yield dataclasses.replace(part, model_id=self.clip.model_id)
+        yield from iter_clip_index(image, self.clip, self.bank, self.hierarchy, config, schedule, batch_size, progress)
 
     def stochastic(
         self, index: ImageIndex, concept: str, config: StochasticConfig = StochasticConfig(),

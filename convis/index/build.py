@@ -3,8 +3,7 @@
 `iter_index` encodes the windows stage by stage (`convis.index.progressive`) and yields a valid index
 after each stage; `index_image` is its last snapshot with a single stage (every window in
 `grid_boxes` order), the paper's Algorithm 1 done once for every concept. The encoder comes in as
-a callable, so tests plug in fake ones; `build_index` plugs in a loaded CLIP. The stochastic
-variant lives here too: it is the other way the encoder meets the windows.
+a callable, so tests plug in fake ones; `build_index` plugs in a loaded CLIP.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from convis import saliency as sal
-from convis.config import GridConfig, Progress, StochasticConfig
+from convis.config import GridConfig, Progress
 from convis.concepts.hierarchy import Hierarchy
 from convis.index.image_index import ImageIndex
 from convis.index.progressive import DEFAULT_SCHEDULE, PartialIndex, Stage, stage_rows, stage_smoothing
@@ -156,6 +155,29 @@ def index_image(
     return index
 
 
+def iter_clip_index(
+    image: Image.Image,
+    clip: Clip,
+    bank: Bank,
+    hierarchy: Hierarchy,
+    config: GridConfig = GridConfig(),
+    schedule: Sequence[Stage] = DEFAULT_SCHEDULE,
+    batch_size: int = 64,
+    progress: Progress | None = None,
+) -> Iterator[ImageIndex]:
+    """`iter_index` with a loaded CLIP and its concept bank: the one door both the one-shot and the
+    progressive index go through (the bank is checked against the hierarchy, each snapshot is
+    stamped with the model that made it)."""
+    if bank.vocabulary != hierarchy.vocabulary:
+        raise ValueError(
+            f"bank is for vocabulary {bank.vocabulary!r} but the hierarchy is {hierarchy.vocabulary!r}"
+        )
+    spec = InputSpec(clip.image_size, clip.mean, clip.std)
+    for part in iter_index(image, clip.encode_image, bank.embeddings, hierarchy, spec, config, schedule,
+                           batch_size, progress):
+        yield dataclasses.replace(part, model_id=clip.model_id)
+
+
 def build_index(
     image: Image.Image,
     clip: Clip,
@@ -166,39 +188,5 @@ def build_index(
     progress: Progress | None = None,
 ) -> ImageIndex:
     """Index an image with a loaded CLIP and its concept bank (730 forwards with the defaults)."""
-    if bank.vocabulary != hierarchy.vocabulary:
-        raise ValueError(
-            f"bank is for vocabulary {bank.vocabulary!r} but the hierarchy is {hierarchy.vocabulary!r}"
-        )
-    spec = InputSpec(clip.image_size, clip.mean, clip.std)
-    idx = index_image(image, clip.encode_image, bank.embeddings, hierarchy, spec, config, batch_size, progress)
-    return dataclasses.replace(idx, model_id=clip.model_id)
-
-
-def stochastic_saliency(
-    index: ImageIndex,
-    concept: str,
-    encode: Encoder,
-    concepts: torch.Tensor,
-    spec: InputSpec,
-    config: StochasticConfig = StochasticConfig(),
-    progress: Progress | None = None,
-) -> np.ndarray:
-    """The reference's stochastic map for one concept, on the index's padded pixels.
-
-    Sequential: `config.iterations` single-window forwards, `progress(done, total)` after each
-    (an exception it raises stops the run). Returns (h, w) float32 in [0, 1]: (S, S), or the
-    whole picture's grid shape.
-    """
-    sub = index.hierarchy.subtree(concept)
-    n = config.gamma_n or len(sub)
-    padded = index.padded.to(concepts.device)
-
-    def score_box(box: tuple[int, int, int, int]) -> float:
-        with torch.inference_mode():
-            crop = crop_windows(padded, np.asarray([box]), spec.size, spec.mean, spec.std)
-            emb = F.normalize(encode(crop).float(), dim=-1)
-            ranks = sal.rank_matrix(emb @ concepts.float().T).cpu().numpy()
-        return float(sal.gamma_score(sal.best_rank(ranks, sub), n, config.gamma)[0])
-
-    return sal.stochastic_map(score_box, config, index.grid_shape, index.config.pad, progress)
+    *_, index = iter_clip_index(image, clip, bank, hierarchy, config, (), batch_size, progress)
+    return index
