@@ -1,8 +1,9 @@
-"""A planted-concept world shared by the phrase and whole-picture tests.
+"""The planted-concept worlds of the tests: no model, so where a map must be hot is known.
 
-The fake encoder "sees" how much of a window is planted red or planted green; the concept bank
-is made by hand in that 3-d space ([red, green, neither]), so where a concept or a phrase must
-be hot is known without any model.
+The red world (index, progressive tests): a 2-d encoder says how much of a window is red, and
+the concepts lie at known angles between "red" and "not red". The red-and-green world (phrase and
+whole-picture tests): the encoder sees how much of a window is red or green, and the bank is
+made by hand in that 3-d space ([red, green, neither]).
 """
 
 import numpy as np
@@ -62,3 +63,42 @@ def mean_out(m: np.ndarray, box: tuple[int, int, int, int], margin: int = 64) ->
     keep = np.ones(m.shape, bool)
     keep[max(y0 - margin, 0) : y1 + margin, max(x0 - margin, 0) : x1 + margin] = False
     return float(m[keep].mean())
+
+
+# ---- the red world ---------------------------------------------------------------------------
+RED_HIER = toy_hierarchy(
+    {
+        "thing.n.01": ["entity.n.01"],
+        "colour_thing.n.01": ["thing.n.01"],
+        "red_thing.n.01": ["colour_thing.n.01"],
+        "reddish_thing.n.01": ["colour_thing.n.01"],
+        "pinkish_thing.n.01": ["colour_thing.n.01"],
+        "plain_thing.n.01": ["thing.n.01"],
+        "greyish_thing.n.01": ["plain_thing.n.01"],
+        "grey_thing.n.01": ["plain_thing.n.01"],
+    }
+)
+# Angle of each concept between "red" (0) and "not red" (pi / 2).
+ANGLES = {
+    "red_thing.n.01": 0.0, "reddish_thing.n.01": 0.35, "pinkish_thing.n.01": 0.7,
+    "colour_thing.n.01": 0.9, "greyish_thing.n.01": 1.2, "grey_thing.n.01": np.pi / 2,
+    "plain_thing.n.01": 1.4, "thing.n.01": 1.0, "entity.n.01": 1.1,
+}
+RED_BANK = torch.tensor([[np.cos(ANGLES[n]), np.sin(ANGLES[n])] for n in RED_HIER.ids], dtype=torch.float32)
+
+
+def red_fraction_encoder(x: torch.Tensor) -> torch.Tensor:
+    """(N, 3, S, S) in [0, 1] -> (N, 2): [red, not red], "recognising" red once it dominates."""
+    share = ((x[:, 0] > 0.6) & (x[:, 1] < 0.35) & (x[:, 2] < 0.35)).float().mean(dim=(1, 2))
+    red = torch.sigmoid(12.0 * (share - 0.5))
+    return torch.stack([red, 1.0 - red], dim=1)
+
+
+def planted_square(size: tuple[int, int], box: tuple[int, int, int, int]) -> Image.Image:
+    """A grey-textured (w, h) image with one red square."""
+    rng = np.random.default_rng(0)
+    w, h = size
+    pixels = rng.integers(90, 170, (h, w, 1)).repeat(3, axis=2).astype(np.uint8)  # grey texture
+    x0, y0, x1, y1 = box
+    pixels[y0:y1, x0:x1] = RED
+    return Image.fromarray(pixels)

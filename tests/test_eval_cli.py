@@ -10,7 +10,7 @@ import json
 import pytest
 
 from convis.cli.commands import main
-from test_eval_datasets import VOC_XML, _image, make_cub, make_imagenet
+from _datasets import VOC_XML, _image, make_cub, make_imagenet
 
 pytestmark = pytest.mark.wordnet
 WORDS = ["bird", "dog", "cat", "garment", "furniture", "car"]

@@ -2,38 +2,11 @@
 
 import json
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from convis.eval import datasets
 
-VOC_XML = """<annotation><filename>{name}.jpg</filename>
-<object><name>dog</name><difficult>0</difficult>
-  <bndbox><xmin>11</xmin><ymin>21</ymin><xmax>50</xmax><ymax>60</ymax></bndbox></object>
-<object><name>cat</name><difficult>1</difficult>
-  <bndbox><xmin>1</xmin><ymin>1</ymin><xmax>10</xmax><ymax>10</ymax></bndbox></object>
-</annotation>"""
-
-
-def _image(path, size=(80, 60), seed=0):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path)
-
-
-def make_cub(root, n=4):
-    """A CUB-200-2011 layout with `n` images of two classes (even ids are test images)."""
-    lines, boxes, split = [], [], []
-    for i in range(1, n + 1):
-        rel = f"{1 + i % 2:03d}.Bird_{i % 2}/img_{i}.jpg"
-        _image(root / "images" / rel, seed=i)
-        lines.append(f"{i} {rel}")
-        boxes.append(f"{i} 10.0 5.0 30.5 40.0")
-        split.append(f"{i} {i % 2}")
-    for name, body in (("images.txt", lines), ("bounding_boxes.txt", boxes), ("train_test_split.txt", split)):
-        (root / name).write_text("\n".join(body) + "\n")
-    return root
+from _datasets import VOC_XML, _image, make_cub, make_imagenet
 
 
 def test_read_cub(tmp_path):
@@ -66,17 +39,6 @@ def test_read_coco(tmp_path):
     (tmp_path / "ann.json").write_text(json.dumps(data))
     (s,) = datasets.read_coco(tmp_path / "ann.json", tmp_path / "img")  # image 3 has no boxes: left out
     assert s.image_id == "7" and s.objects == (("dog", (1.0, 2.0, 11.0, 22.0)),)
-
-
-def make_imagenet(root, classes=("n01530575", "n02085620"), per_class=2):
-    """Class folders of small JPEGs; returns the image stems."""
-    stems = []
-    for c in classes:
-        for k in range(per_class):
-            stem = f"ILSVRC2012_val_{c[-3:]}{k}"
-            _image(root / c / f"{stem}.JPEG", seed=k)
-            stems.append(stem)
-    return stems
 
 
 def test_read_imagenet_with_xml_and_csv_boxes(tmp_path):

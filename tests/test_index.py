@@ -11,48 +11,9 @@ import torch
 from PIL import Image
 
 from convis.config import GridConfig
-from convis.concepts.hierarchy import toy_hierarchy
-from convis.index.build import InputSpec, index_image
+from convis.index.build import index_image
 
-SPEC = InputSpec(size=32, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
-RED = (230, 20, 20)
-
-HIER = toy_hierarchy(
-    {
-        "thing.n.01": ["entity.n.01"],
-        "colour_thing.n.01": ["thing.n.01"],
-        "red_thing.n.01": ["colour_thing.n.01"],
-        "reddish_thing.n.01": ["colour_thing.n.01"],
-        "pinkish_thing.n.01": ["colour_thing.n.01"],
-        "plain_thing.n.01": ["thing.n.01"],
-        "greyish_thing.n.01": ["plain_thing.n.01"],
-        "grey_thing.n.01": ["plain_thing.n.01"],
-    }
-)
-# Angle of each concept between "red" (0) and "not red" (pi / 2).
-ANGLES = {
-    "red_thing.n.01": 0.0, "reddish_thing.n.01": 0.35, "pinkish_thing.n.01": 0.7,
-    "colour_thing.n.01": 0.9, "greyish_thing.n.01": 1.2, "grey_thing.n.01": np.pi / 2,
-    "plain_thing.n.01": 1.4, "thing.n.01": 1.0, "entity.n.01": 1.1,
-}
-CONCEPTS = torch.tensor([[np.cos(ANGLES[n]), np.sin(ANGLES[n])] for n in HIER.ids], dtype=torch.float32)
-
-
-def red_fraction_encoder(x: torch.Tensor) -> torch.Tensor:
-    """(N, 3, S, S) in [0, 1] -> (N, 2): [red, not red], "recognising" red once it dominates."""
-    share = ((x[:, 0] > 0.6) & (x[:, 1] < 0.35) & (x[:, 2] < 0.35)).float().mean(dim=(1, 2))
-    red = torch.sigmoid(12.0 * (share - 0.5))
-    return torch.stack([red, 1.0 - red], dim=1)
-
-
-def planted(size: tuple[int, int], box: tuple[int, int, int, int]) -> Image.Image:
-    rng = np.random.default_rng(0)
-    w, h = size
-    pixels = rng.integers(90, 170, (h, w, 1)).repeat(3, axis=2).astype(np.uint8)  # grey texture
-    x0, y0, x1, y1 = box
-    pixels[y0:y1, x0:x1] = RED
-    return Image.fromarray(pixels)
-
+from _planted import RED_BANK as CONCEPTS, RED_HIER as HIER, SPEC, planted_square as planted, red_fraction_encoder
 
 def peak(index, concept: str) -> tuple[int, int]:
     """Argmax of the map, in original-image pixels (x, y)."""

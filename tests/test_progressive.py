@@ -4,7 +4,7 @@ equal to `index_image`, and each stage's map equal to a naive mean over its wind
 import numpy as np
 import pytest
 import torch
-from test_index import CONCEPTS, HIER, SPEC, planted, red_fraction_encoder
+from _planted import RED_BANK as CONCEPTS, RED_HIER as HIER, SPEC, planted_square as planted, red_fraction_encoder
 
 from convis.config import GridConfig
 from convis.index.build import index_image, iter_index

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from convis.cli.commands import main
-from test_eval_datasets import make_cub
+from _datasets import make_cub
 
 pytestmark = pytest.mark.wordnet
 TINY = ["--model", "test-tiny", "--pretrained", "none", "--seed", "1"]

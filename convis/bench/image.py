@@ -18,7 +18,7 @@ from PIL import Image
 from convis.bench import progressive as pb
 from convis import saliency as sal
 from convis.config import GridConfig
-from convis.cli.flags import add_engine_args, load_engine
+from convis.cli.flags import add_engine_args, add_run_args, load_engine
 from convis.windows import crop_windows, grid_boxes
 
 DEFAULT_IMAGE = Path(__file__).resolve().parents[2] / "assets" / "examples" / "cat.jpg"
@@ -187,12 +187,10 @@ def add_bench_parser(sub) -> None:
     p.add_argument("what", nargs="?", choices=("image", "store"), default="image")
     add_engine_args(p)  # --pretrained none: random init, as fast as trained weights and offline
     p.add_argument("--image", default=str(DEFAULT_IMAGE))
-    p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--reference-sample", type=int, default=120, help="reference windows actually timed")
     p.add_argument("--bank-sample", type=int, default=480, help="glosses timed for the bank figures")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-int8", dest="int8", action="store_false", help="skip the int8 encoder figure")
-    p.add_argument("--json", action="store_true")
+    add_run_args(p)
     s = p.add_argument_group("store")
     s.add_argument("--images", type=int, default=4, help="store: scenes indexed for the throughput figure")
     s.add_argument("--fabricate", type=int, default=100_000, help="store: images of the fabricated store")

@@ -16,13 +16,12 @@ import numpy as np
 from convis.config import GridConfig, StochasticConfig
 from convis.errors import UserError
 from convis.render import STYLES
-from convis.cli.flags import Bar, add_engine_args, load_engine
+from convis.cli.flags import Bar, add_engine_args, add_run_args, load_engine
 
 
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
     add_engine_args(p)
-    p.add_argument("--seed", type=int, default=0, help="seed of the noise border")
-    p.add_argument("--batch-size", type=int, default=64)
+    add_run_args(p)
     p.add_argument("--progressive", action="store_true", help="index coarse to fine, the bar names each stage")
 
 
@@ -164,14 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--colorbar", action="store_true")
     p.add_argument("--out", required=True)
     p.add_argument("--npy", help="also save the native map(s): 224x224, or the whole picture's grid size")
-    p.add_argument("--json", action="store_true")
     _add_engine_args(p)
     p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("top", help="what does CLIP see here: top concepts of an image")
     p.add_argument("image")
     p.add_argument("-k", type=int, default=20)
-    p.add_argument("--json", action="store_true")
     _add_engine_args(p)
     p.set_defaults(func=cmd_top)
 

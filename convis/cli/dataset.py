@@ -108,7 +108,7 @@ def add_dataset_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--maps", metavar="DIR", help="write each hit's map over its image to DIR")
     p.add_argument("--box", type=float, default=0.5, metavar="TAU", help="each hit's box at threshold TAU")
     p.add_argument("--method", choices=("grid", "gamma"), default="grid")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_engine_args(p, model=None, vocabulary=None)
     p.set_defaults(func=cmd_search)
 

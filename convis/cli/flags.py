@@ -51,9 +51,9 @@ def load_engine(args: argparse.Namespace) -> Engine:
                        progress=Bar("encoding concepts"))
 
 
-def add_run_args(p: argparse.ArgumentParser, batch_size: int = 64) -> None:
-    """Declare --seed (of the noise border), --batch-size (windows per forward) and --json on `p`."""
-    p.add_argument("--seed", type=int, default=0, help="seed of the noise border")
+def add_run_args(p: argparse.ArgumentParser, batch_size: int = 64, seed_help: str = "seed of the noise border") -> None:
+    """Declare --seed, --batch-size (windows per forward) and --json on `p`: one meaning everywhere."""
+    p.add_argument("--seed", type=int, default=0, help=seed_help)
     p.add_argument("--batch-size", type=int, default=batch_size, help="windows per forward")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from convis.eval import commands
 from convis.eval.registry import METHODS
-from convis.cli.flags import add_engine_args
+from convis.cli.flags import add_engine_args, add_run_args
 
 SYNTHETIC_METHODS = "grid,raw,dense,centre"
 
@@ -19,10 +19,8 @@ SYNTHETIC_METHODS = "grid,raw,dense,centre"
 def _common(p: argparse.ArgumentParser, model: str = "ViT-B-32", vocabulary: str = "physical",
             methods: str | None = "grid") -> None:
     add_engine_args(p, model, vocabulary)
-    p.add_argument("--seed", type=int, default=0, help="seeds the image draw, noise border and sampler")
-    p.add_argument("--batch-size", type=int, default=64, help="windows (or images) per forward")
+    add_run_args(p, seed_help="seeds the image draw, noise border and sampler")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--out", type=Path, default=None, help="write per-image CSV and summary JSON here")
     if methods is not None:
         p.add_argument("--store", default=None,
