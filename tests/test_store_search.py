@@ -63,11 +63,12 @@ def test_maps_from_the_store_equal_the_direct_path(shapes, tmp_path, whole):
     for dtype in ("float16", "float32"):
         store = build(shapes, [tmp_path / "wide.png"], tmp_path / dtype, config, dtype)
         sha = store.rows()[0].sha256
-        got = ss.concept_maps(store, sha, shapes.bank.embeddings, shapes.hierarchy, concepts)
+        got = store.maps(shapes, sha, concepts)  # the public API: Store.open(...).maps / .index / .search
         assert got.shape == want.shape == (3, 224, 224 if not whole else 336)
         for g, w in zip(got, want):
             assert np.corrcoef(g.ravel(), w.ravel())[0, 1] >= 0.999
-        rebuilt = ss.stored_index(store, sha, shapes)
+        rebuilt = store.index(sha, shapes)
+        assert [h.sha256 for h in store.search(shapes, concept="circle.n.01", k=5)] == [sha]
         again = rebuilt.saliency_many(concepts)
         if dtype == "float32":  # the same products in the same blocks: the very ranks, the very maps
             np.testing.assert_array_equal(rebuilt.ranks, direct.ranks)

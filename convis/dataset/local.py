@@ -23,7 +23,8 @@ from convis.dataset.prepare import Prepared, decode, hash_item
 from convis.dataset.worker import IndexWorker
 from convis.store import scores as sc
 from convis.store.shards import SHARDS
-from convis.store.store import ConceptSet, Store
+from convis.store.spec import ConceptSet
+from convis.store.store import Store
 from convis.windows import grid_boxes
 
 Encode = Callable[[Sequence[Prepared], Progress | None], object]  # IndexWorker.__call__

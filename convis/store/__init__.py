@@ -5,6 +5,7 @@ answers "which images show X, and where" from it with no image forward.
 """
 
 from convis.store.spec import StoreError, StoreSpec
-from convis.store.store import ConceptSet, Hit, Store
+from convis.store.spec import ConceptSet, Hit
+from convis.store.store import Store
 
 __all__ = ["ConceptSet", "Hit", "Store", "StoreError", "StoreSpec"]

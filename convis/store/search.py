@@ -20,12 +20,12 @@ from convis.config import GridConfig
 from convis.index import cosine, image_scores
 from convis.store import scores as sc
 from convis.store.shards import read_image_emb
-from convis.store.spec import StoreError
+from convis.store.spec import ConceptSet, Hit, StoreError
 from convis.store.where import stored_maps, subtree_ranks, window_values
 
 if TYPE_CHECKING:
     from convis.index.image_index import ImageIndex
-    from convis.store.store import ConceptSet, Hit, Store
+    from convis.store.store import Store
 
 DEFAULT_SCORE = "top1"  # the pooling `convis index` stores: it won on the synthetic world (README, "Datasets")
 SHORTLIST = 500  # phrase search: whole-image candidates re-ranked by their windows
@@ -33,8 +33,6 @@ SHORTLIST = 500  # phrase search: whole-image candidates re-ranked by their wind
 
 def concept_set_for(store: Store, hierarchy: Hierarchy, score: str | None = None) -> ConceptSet:
     """The stored scores of this exact concept set; a StoreError naming the fix when there are none."""
-    from convis.store.store import ConceptSet
-
     for name in ([score] if score else [DEFAULT_SCORE, "surprise"]):
         cs = ConceptSet(sc.score_key(hierarchy.vocabulary, hierarchy.ids, name), hierarchy.vocabulary, name,
                         len(hierarchy))
@@ -47,8 +45,6 @@ def concept_set_for(store: Store, hierarchy: Hierarchy, score: str | None = None
 
 def search_concept(store: Store, hierarchy: Hierarchy, concept: str, k: int = 20, score: str | None = None) -> list[Hit]:
     """The k stored images that show `concept` most, best first."""
-    from convis.store.store import Hit
-
     cs = concept_set_for(store, hierarchy, score)
     hashes, values = sc.concept_row(store.root / sc.SCORES / cs.key, hierarchy.index(hierarchy.resolve(concept)))
     hits: list[Hit] = []
@@ -64,8 +60,6 @@ def search_concept(store: Store, hierarchy: Hierarchy, concept: str, k: int = 20
 def search_text(store: Store, phrase: torch.Tensor, bank: torch.Tensor, k: int = 20, topk: int = 1,
                 shortlist: int = SHORTLIST) -> list[Hit]:
     """The k stored images that show a phrase (D,) unit embedding most, best first."""
-    from convis.store.store import Hit
-
     hashes, embs = [], []
     for name, rows in store.shards().items():
         hashes += [r.sha256 for r in rows]

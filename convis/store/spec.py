@@ -106,3 +106,23 @@ def check_spec(root: Path, wanted: StoreSpec) -> None:
     if diff:
         raise StoreError(f"the store '{root}' was made with other settings (store vs asked): " + "; ".join(diff)
                          + ". Use the store's settings, or index into a new --out folder")
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: the image, its score, and where it is stored."""
+
+    sha256: str
+    path: str
+    score: float
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class ConceptSet:
+    """A vocabulary's scores folder: its key, vocabulary name, pooling and size T."""
+
+    key: str
+    vocabulary: str
+    score: str
+    count: int

@@ -17,7 +17,8 @@ import contextlib
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 import numpy as np
@@ -25,29 +26,14 @@ import torch
 
 from convis.store import scores as sc
 from convis.store.shards import Row, read_rows, read_windows, shard_files, write_shard
-from convis.store.spec import SPEC_FILE, StoreError, StoreSpec, check_spec, read_spec
+from convis.store import search as ss
+from convis.store.spec import SPEC_FILE, ConceptSet, Hit, StoreError, StoreSpec, check_spec, read_spec
+
+if TYPE_CHECKING:
+    from convis.engine import Engine
+    from convis.index.image_index import ImageIndex
 
 CATALOG = "catalog.json"
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One search result: the image, its score, and where it is stored."""
-
-    sha256: str
-    path: str
-    score: float
-    label: str = ""
-
-
-@dataclass(frozen=True)
-class ConceptSet:
-    """A vocabulary's scores folder: its key, vocabulary name, pooling and size T."""
-
-    key: str
-    vocabulary: str
-    score: str
-    count: int
 
 
 class Store:
@@ -146,6 +132,23 @@ class Store:
 
     def concept_sets(self) -> list[ConceptSet]:
         return [ConceptSet(**json.loads(p.read_text())) for p in sorted((self.root / sc.SCORES).glob("*/concepts.json"))]
+
+    # ---- asking it ---------------------------------------------------------------------------
+    def search(self, engine: Engine, concept: str | None = None, text: str | None = None, k: int = 20) -> list[Hit]:
+        """The k images that show a concept (a synset of `engine`'s T) or a phrase most, best first."""
+        if (concept is None) == (text is None):
+            raise StoreError("search for a concept or a phrase (one of them)")
+        if concept is not None:
+            return ss.search_concept(self, engine.hierarchy, concept, k)
+        return ss.search_text(self, engine.encode_text(text), engine.bank.embeddings, k)
+
+    def maps(self, engine: Engine, sha256: str, concepts: list[str], size: int | tuple[int, int] | None = None) -> np.ndarray:
+        """(C, H, W) ConVis maps of concepts on a stored image, from its stored windows (no forward)."""
+        return ss.concept_maps(self, sha256, engine.bank.embeddings, engine.hierarchy, concepts, size=size)
+
+    def index(self, sha256: str, engine: Engine) -> ImageIndex:
+        """The stored image as an `ImageIndex` equal to `engine.index`'s (needs the original file)."""
+        return ss.stored_index(self, sha256, engine)
 
     # ---- the catalog: a cache of the shards' headers --------------------------------------
     def _record(self, name: str, rows: list[Row]) -> None:
