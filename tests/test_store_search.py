@@ -134,3 +134,18 @@ def test_cli_index_then_search_json_and_maps(tmp_path, capsys):
     assert "model_id" in capsys.readouterr().err
     assert main(["search", str(store), "--text", "a red circle", "--top", "2", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["hits"]) == 2
+
+
+def test_topk_share_from_sims_equals_pooling_the_best_ranks():
+    from convis.concepts.hierarchy import toy_hierarchy
+
+    h = toy_hierarchy({"b.n.01": ["a.n.01"], "c.n.01": ["a.n.01"], "d.n.01": ["b.n.01", "c.n.01"], "e.n.01": ["c.n.01"],
+                       "f.n.01": ["e.n.01"], "g.n.01": []})
+    ctx = image_scores.ScoreContext.of(h)
+    sims = torch.from_numpy(np.random.default_rng(2).normal(size=(50, len(h))).astype(np.float32))
+    weights = np.random.default_rng(3).random(50)
+    weights /= weights.sum()
+    best = image_scores.best_ranks_from_sims(sims, h.topological_order(), h.child_index).numpy()
+    for k in (1, 2, 3):  # naive: share of windows whose subtree best rank is below k
+        want = np.array([sum(w for w, b in zip(weights, best[:, c]) if b < k) for c in range(len(h))])
+        np.testing.assert_allclose(image_scores.topk_share_from_sims(sims, weights, ctx, k), want, atol=1e-12)

@@ -42,12 +42,11 @@ class Encoded:
     scores: np.ndarray
 
 
-def score_embeddings(emb: torch.Tensor, bank: torch.Tensor, order: Sequence[int], children: Sequence[Sequence[int]],
-                     weights: np.ndarray, sizes: np.ndarray, pool: image_scores.ImageScore) -> np.ndarray:
+def score_embeddings(emb: torch.Tensor, bank: torch.Tensor, weights: np.ndarray, ctx: image_scores.ScoreContext,
+                     pool: image_scores.ImageScore) -> np.ndarray:
     """(N, D) kept window embeddings of one image -> (T,) image-level scores (on the bank's device)."""
     sims = emb.to(bank.device, torch.float32) @ bank.float().T  # (N, T)
-    best = image_scores.best_ranks_from_sims(sims, order, children).cpu().numpy()
-    return pool(best, weights, sizes)
+    return pool(sims, weights, ctx)
 
 
 class IndexWorker:
@@ -65,15 +64,12 @@ class IndexWorker:
                  dtype: str = "float16") -> None:
         self.engine, self.config, self.batch_size, self.dtype = engine, config, batch_size, DTYPES[dtype]
         self.pool = image_scores.image_score(score)
-        h = engine.hierarchy
-        self._order, self._children = h.topological_order(), h.child_index
-        self._sizes = h.subtree_sizes().astype(np.float64)
+        self.context = image_scores.ScoreContext.of(engine.hierarchy)
 
     def score(self, emb: torch.Tensor, boxes: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
         """(N, D) kept embeddings of one image -> (T,) scores."""
         weights = image_scores.window_weights(boxes, self.config.pad, grid)
-        return score_embeddings(emb, self.engine.bank.embeddings, self._order, self._children, weights,
-                                self._sizes, self.pool)
+        return score_embeddings(emb, self.engine.bank.embeddings, weights, self.context, self.pool)
 
     def __call__(self, batch: Sequence[Prepared], progress: Progress | None = None) -> Encoded:
         clip = self.engine.clip

@@ -36,8 +36,8 @@ def average_precision(relevant: np.ndarray) -> float:
 
 def signals(store: Store, bank: torch.Tensor, hierarchy: Hierarchy) -> tuple[list[str], dict[str, np.ndarray]]:
     """(sha256 per image, signal name -> (N images, T) scores) from the store's embeddings alone."""
-    order, kids = hierarchy.topological_order(), hierarchy.child_index
-    sizes = hierarchy.subtree_sizes().astype(np.float64)
+    ctx = image_scores.ScoreContext.of(hierarchy)
+    order, kids = ctx.order, ctx.children
     config = store.spec.grid_config()
     rows = store.rows()
     out: dict[str, list[np.ndarray]] = {f"convis-{p}": [] for p in POOLS} | {"raw-window": [], "whole-image": []}
@@ -50,10 +50,9 @@ def signals(store: Store, bank: torch.Tensor, hierarchy: Hierarchy) -> tuple[lis
     with torch.inference_mode():
         for r in rows:
             sims = store.windows(r.sha256).float() @ bank.float().T  # (N, T)
-            best = image_scores.best_ranks_from_sims(sims, order, kids).numpy()
             weights = image_scores.window_weights(grid_boxes(config, r.grid), config.pad, r.grid)
             for p in POOLS:
-                out[f"convis-{p}"].append(image_scores.image_score(p)(best, weights, sizes))
+                out[f"convis-{p}"].append(image_scores.image_score(p)(sims, weights, ctx))
             out["raw-window"].append(image_scores.subtree_max(sims, order, kids).amax(dim=0).numpy())
             whole = image_emb[r.sha256].float()[None] @ bank.float().T  # (1, T)
             out["whole-image"].append(image_scores.subtree_max(whole, order, kids)[0].numpy())

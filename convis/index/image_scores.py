@@ -5,9 +5,9 @@ subtree ranks (N, T); the score kinds differ only in how they pool windows:
 
 * "surprise": the mean over windows of -log P(best rank this good by chance), weighted by how
   much of each window is image (`ImageIndex.concept_scores`, the app's top concepts).
-* "top5", "top10", ...: the share of the image's windows where the concept ranks in the top k
-  (weighted the same way). Read as "in how much of the picture is this among the k best
-  descriptions". Searching a store uses these (see README, "Datasets", for which wins).
+* "top1", "top5", ...: the share of the image's windows where the concept ranks in the top k
+  (weighted the same way): "in how much of the picture is this among the k best descriptions".
+  A store keeps "top1", which won on the synthetic world (README, "Datasets").
 
 `best_ranks_from_sims` gets the best ranks from the cosines with one sort per window: a
 concept's best rank over its subtree is the count of T whose cosine beats the subtree's best
@@ -18,12 +18,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from convis import saliency as sal
 from convis.errors import UserError
+
+if TYPE_CHECKING:
+    from convis.concepts.hierarchy import Hierarchy
 
 _COLS = 4096  # columns per chunk: bounds the float64 temporaries of the surprise
 
@@ -73,18 +78,68 @@ def topk_share(best: np.ndarray, weights: np.ndarray, k: int) -> np.ndarray:
     return weights @ (best < k).astype(np.float64)
 
 
+@dataclass(frozen=True)
+class ScoreContext:
+    """What the poolings need of a hierarchy, built once (`ScoreContext.of`).
+
+    Attributes:
+        order, children: the DAG, children before parents (subtree maxima).
+        sizes: (T,) float64 subtree sizes (the surprise).
+        ancestry: CSR of each concept's ancestors in T, itself included: concept j's are
+            `idx[ptr[j]:ptr[j + 1]]` (whose subtrees hold j: the top-k share).
+    """
+
+    order: np.ndarray
+    children: Sequence[Sequence[int]]
+    sizes: np.ndarray
+    ptr: np.ndarray
+    idx: np.ndarray
+
+    @classmethod
+    def of(cls, h: Hierarchy) -> ScoreContext:
+        pairs = [(int(j), c) for c in range(len(h)) for j in h.subtree(h.ids[c])]  # (descendant, ancestor)
+        pairs.sort()
+        desc = np.array([p[0] for p in pairs], dtype=np.int64)
+        ptr = np.searchsorted(desc, np.arange(len(h) + 1))
+        idx = np.array([p[1] for p in pairs], dtype=np.int64)
+        return cls(h.topological_order(), h.child_index, h.subtree_sizes().astype(np.float64), ptr, idx)
+
+
+def topk_share_from_sims(sims: torch.Tensor, weights: np.ndarray, ctx: ScoreContext, k: int) -> np.ndarray:
+    """(T,) the top-k share straight from (N, T) cosines: a concept's best subtree rank is below k
+    exactly when its subtree holds one of the window's k best concepts, so only the ancestors of
+    those k are marked (no sort of the row, no walk of the DAG)."""
+    n, t = sims.shape
+    top = sims.topk(min(k, t), dim=1).indices.cpu().numpy()  # (N, k)
+    rows, cols = [], []
+    for j in top.T:  # (N,) the window's j-th best concept: mark its ancestors
+        lens = ctx.ptr[j + 1] - ctx.ptr[j]
+        rows.append(np.repeat(np.arange(n), lens))
+        first = np.repeat(ctx.ptr[j] - (np.cumsum(lens) - lens), lens)  # CSR start minus output offset
+        cols.append(ctx.idx[first + np.arange(int(lens.sum()))])
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    if top.shape[1] > 1:  # an ancestor of two of the k counts once per window
+        keep = np.unique(rows * t + cols)
+        rows, cols = keep // t, keep % t
+    return np.bincount(cols, weights=weights[rows], minlength=t)
+
+
 class UnknownScoreError(UserError, ValueError):
     """An image-level pooling name that is not one of ours."""
 
 
-ImageScore = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (best, weights, sizes) -> (T,)
+ImageScore = Callable[[torch.Tensor, np.ndarray, ScoreContext], np.ndarray]  # (N, T) sims, (N,) weights -> (T,)
+
+
+def _surprise(sims: torch.Tensor, weights: np.ndarray, ctx: ScoreContext) -> np.ndarray:
+    return surprise_score(best_ranks_from_sims(sims, ctx.order, ctx.children).cpu().numpy(), weights, ctx.sizes)
 
 
 def image_score(name: str) -> ImageScore:
-    """The pooling called `name`: "surprise" or "top<k>" (e.g. "top5")."""
+    """The pooling called `name`: "surprise" or "top<k>" (e.g. "top1"), as a function of the cosines."""
     if name == "surprise":
-        return surprise_score
+        return _surprise
     if m := re.fullmatch(r"top(\d+)", name):
         k = int(m.group(1))
-        return lambda best, weights, _sizes: topk_share(best, weights, k)
-    raise UnknownScoreError(f"unknown image score {name!r}; use 'surprise' or 'top<k>' such as 'top5'")
+        return lambda sims, weights, ctx: topk_share_from_sims(sims, weights, ctx, k)
+    raise UnknownScoreError(f"unknown image score {name!r}; use 'surprise' or 'top<k>' such as 'top1'")
