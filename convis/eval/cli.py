@@ -1,6 +1,7 @@
-"""`convis eval {wsol,pointing,ood,faithfulness,synthetic}`: the harness's argument parser.
+"""`convis eval {wsol,pointing,ood,faithfulness,synthetic,sanity}`: the harness's argument parser.
 
-The commands themselves live in `convis.eval.commands`; `add_eval_parser` hangs them under the
+The commands themselves live in `convis.eval.commands` (sanity and multi-object pointing in
+`convis.eval.trust_commands`); `add_eval_parser` hangs them under the
 `convis` parser the main CLI builds.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from convis.eval import commands
+from convis.eval import commands, trust_commands
 from convis.eval.registry import METHODS
 from convis.cli.flags import add_engine_args, add_run_args
 
@@ -30,8 +31,9 @@ def _common(p: argparse.ArgumentParser, model: str = "ViT-B-32", vocabulary: str
 
 
 def add_eval_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Add `eval` and its five sub-commands to the `convis` parser."""
-    p = subparsers.add_parser("eval", help="evaluation: WSOL, pointing game, OOD, faithfulness, synthetic")
+    """Add `eval` and its six sub-commands to the `convis` parser."""
+    p = subparsers.add_parser("eval", help="evaluation: WSOL, pointing game, OOD, faithfulness, synthetic, "
+                              "sanity checks")
     sub = p.add_subparsers(dest="eval_command", required=True)
 
     w = sub.add_parser("wsol", help="MaxBoxAcc / MaxBoxAccV2 on CUB-200-2011 or an ImageNet-style folder")
@@ -78,8 +80,22 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> None:
     s = sub.add_parser("synthetic", help="the synthetic-shapes benchmark (no download; runs in CI)")
     s.add_argument("-n", "--num-scenes", type=int, default=50)
     s.add_argument("--tolerance", type=float, default=15.0, help="pointing radius in pixels")
+    s.add_argument("--objects", type=trust_commands.parse_counts, default=None, metavar="K,K,...",
+                   help="multi-object pointing instead: -n scenes with exactly K figures of distinct kinds "
+                        "for each K, pointing by K, chance beside")
     _common(s, "synthetic-shapes", "synthetic-shapes", SYNTHETIC_METHODS)
-    s.set_defaults(func=commands.cmd_synthetic)
+    s.set_defaults(func=trust_commands.cmd_synthetic)
+
+    c = sub.add_parser("sanity", help="sanity checks: randomised encoder blocks and permuted glosses "
+                       "(Adebayo et al. 2018), on synthetic scenes")
+    c.add_argument("-n", "--num-scenes", type=int, default=20)
+    mode = c.add_mutually_exclusive_group()
+    mode.add_argument("--cascade", action="store_true", help="randomise from the output block down (default)")
+    mode.add_argument("--independent", action="store_true", help="randomise one block at a time")
+    c.add_argument("--depth", type=int, default=None, help="only the top N blocks (default: all)")
+    c.add_argument("--tolerance", type=float, default=15.0, help="pointing radius in pixels")
+    _common(c, "synthetic-shapes", "synthetic-shapes", "grid,raw,dense,centre")
+    c.set_defaults(func=trust_commands.cmd_sanity)
 
     from convis.eval.search import add_search_parser
 
