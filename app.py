@@ -4,6 +4,7 @@
     python app.py --model test-tiny        # fully offline: a tiny random CLIP, for tests and demos
     python app.py --share                  # also open a public *.gradio.live link (or GRADIO_SHARE=true)
     python app.py --allow-large            # also offer `nouns` and ViT-L models (needs ~8 GB of memory)
+    python app.py --mcp                    # also serve the API as MCP tools (or CONVIS_MCP=1)
 
 `create_demo(backend)` builds the UI without loading anything; `main()` parses the flags, loads
 the default model once and launches. The method is ConVis (Giulivi & Boracchi, arXiv 2405.14563).
@@ -17,6 +18,7 @@ except ImportError:
     spaces = None
 
 import argparse
+import importlib.util
 import logging
 import os
 from collections.abc import Sequence
@@ -31,6 +33,7 @@ from convis.app.entry import model_key
 from convis.app.endpoints import Endpoints
 from convis.app.handlers import Handlers
 from convis.app.layout import CSS, build_layout
+from convis.app.links import COPY_LINK_JS, FOLLOW_JS, Finder, Links
 from convis.app.methods import Methods
 from convis.app.queue_guard import one_job_per_session
 from convis.app.uploads import Uploads
@@ -40,15 +43,17 @@ QUEUE_SIZE = 64  # jobs waiting in the whole app; more get "queue full" at once
 EXAMPLES = [str(p) for p in sorted((Path(__file__).resolve().parent / "assets" / "examples").glob("*.jpg"))]
 
 
-def create_demo(backend: Backend, examples: Sequence[str] = EXAMPLES,
-                title: str = "ConVis Explorer", queue_size: int = QUEUE_SIZE) -> gr.Blocks:
+def create_demo(backend: Backend, examples: Sequence[str] = EXAMPLES, title: str = "ConVis Explorer",
+                queue_size: int = QUEUE_SIZE, find: Finder | None = None) -> gr.Blocks:
     """Build the app over a backend (nothing is loaded here).
 
     One queue for all work, nobody skips it: `api_open=False` refuses `POST /gradio_api/run/...`,
-    CLIP jobs run one at a time in the process and at most one waits per session.
+    CLIP jobs run one at a time in the process and at most one waits per session (MCP tool calls
+    come through the same queue). `find` looks up the picture a link names (default: the
+    backend's index cache). Only the API endpoints are public: they are also the MCP tools.
     """
     handlers, uploads, api = Handlers(backend), Uploads(backend), Endpoints(backend)
-    methods = Methods(backend)
+    methods, view_links = Methods(backend), Links(backend, find)
     with gr.Blocks(title=title, delete_cache=(3600, 3600)) as demo:
         c = build_layout(backend, examples)
         s = c.session
@@ -86,8 +91,16 @@ def create_demo(backend: Backend, examples: Sequence[str] = EXAMPLES,
                            [s, c.picture, c.grid], api_name="set_view", **fast))
         drawn.append(gr.on([c.method.input, c.raw.input], methods.set_method, [c.method, c.raw, s],
                            [s, c.picture, c.status], api_name="set_method", **fast))
-        for i, event in enumerate(drawn):  # the raw map beside, the map's caption, a stochastic request
-            event.then(methods.extras, [s], [c.raw_map, c.picture, c.request], api_name=f"extras_{i}", **fast)
+        # A link opened: its view, when the server still holds the picture's index.
+        restored = [s, c.model, c.vocab, c.region, c.tree, c.picture, c.info, c.top, c.status]
+        drawn.append(demo.load(view_links.restore, [s], restored, api_name="restore_link", **fast))
+        for i, event in enumerate(drawn):  # the raw map beside, the map's caption, a stochastic request,
+            # then the view's link for the address bar (reads the session only: no queue)
+            event.then(methods.extras, [s], [c.raw_map, c.picture, c.request], api_name=f"extras_{i}", **fast
+                       ).then(view_links.query, [s], [c.link_query], queue=False, api_name=f"link_{i}", **ui)
+        # In the browser only (no Python): the address follows the view; Copy link copies it.
+        c.link_query.change(None, [c.link_query], None, js=FOLLOW_JS, api_name="follow_link", **ui)
+        c.copy_link.click(None, [c.link_query], [c.link], js=COPY_LINK_JS, api_name="copy_link", **ui)
         # The stochastic map replaces the picture only at its end: its progress shows on the map.
         c.request.change(methods.run_stochastic, [s], [s, c.picture, c.status], api_name="stochastic",
                          trigger_mode="always_last", **{**model_job, "show_progress_on": [c.picture]})
@@ -110,20 +123,23 @@ def create_demo(backend: Backend, examples: Sequence[str] = EXAMPLES,
 
         a, one_model = c.api, {"concurrency_id": "model", "concurrency_limit": 1}
         gr.api(api.search, api_name="search", concurrency_limit=None)
-        a.explain.click(api.explain, [a.image, a.synset, a.style], [a.map], api_name="explain", **one_model)
-        a.explain_text.click(api.explain_text, [a.image, a.text, a.style], [a.map], api_name="explain_text",
+        a.explain.click(api.explain, [a.image, a.synset, a.style, a.region, a.method], [a.map],
+                        api_name="explain", **one_model)
+        a.explain_text.click(api.explain_text, [a.image, a.text, a.style, a.region, a.method], [a.map],
+                             api_name="explain_text", **one_model)
+        a.top_concepts.click(api.top_concepts, [a.image, a.k, a.region], [a.top], api_name="top_concepts",
                              **one_model)
-        a.top_concepts.click(api.top_concepts, [a.image, a.k], [a.top], api_name="top_concepts", **one_model)
     demo.queue(default_concurrency_limit=1, max_size=queue_size, api_open=False)
     one_job_per_session(demo, "model")
     return demo
 
 
 def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, share: bool | None = None,
-           **kwargs: Any) -> Any:
-    """`demo.launch` with the app's CSS and limits. share=None honours GRADIO_SHARE."""
+           mcp: bool | None = None, **kwargs: Any) -> Any:
+    """`demo.launch` with the app's CSS and limits. share=None honours GRADIO_SHARE; mcp=True also
+    serves the public endpoints as MCP tools at /gradio_api/mcp/ (None honours GRADIO_MCP_SERVER)."""
     return demo.launch(server_name=host, server_port=port, share=share, css=CSS, max_file_size="32mb",
-                       state_session_capacity=512, footer_links=["api", "gradio"], **kwargs)
+                       state_session_capacity=512, footer_links=["api", "gradio"], mcp_server=mcp, **kwargs)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -139,12 +155,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--index-mib", type=int, default=int(os.environ.get("CONVIS_INDEX_MIB", 1024)),
                    help="memory for cached image indexes, shared by all users, MiB (default 1024)")
     p.add_argument("--queue-size", type=int, default=QUEUE_SIZE, help="jobs that may wait in the queue")
+    p.add_argument("--mcp", action="store_true", default=os.environ.get("CONVIS_MCP") == "1",
+                   help="also serve /search, /explain, /explain_text and /top_concepts as MCP tools at "
+                        "/gradio_api/mcp/ (or CONVIS_MCP=1; needs the mcp package)")
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse flags, start loading the default model and concept set in the background, and serve."""
     args = parse_args(argv)
+    if args.mcp and importlib.util.find_spec("mcp") is None:  # Gradio would only print it and serve on
+        raise SystemExit("--mcp (CONVIS_MCP=1) needs the mcp package: pip install 'mcp>=1.21,<2'")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     gpu = spaces.GPU(duration=120) if spaces is not None else None  # a no-op off ZeroGPU
     backend = Backend(model_key(args.model, args.pretrained), args.vocabulary, device=args.device, seek=args.seek,
@@ -152,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                       max_index_bytes=args.index_mib << 20)
     backend.warm_up()  # the page is served at once and says what is loading; the first visitor waits less
     launch(create_demo(backend, queue_size=args.queue_size), host=args.host, port=args.port,
-           share=True if args.share else None)
+           share=True if args.share else None, mcp=True if args.mcp else None)
 
 
 if __name__ == "__main__":

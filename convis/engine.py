@@ -145,3 +145,10 @@ class Engine:
         rank; accumulated and min-max normalised like the ConVis map. (H, W) in [0, 1]."""
         self._check(index)
         return index.raw_saliency_many([concept], self.bank.embeddings, size)[0]
+
+    def raw_text_saliency(self, index: ImageIndex, text: str,
+                          size: int | tuple[int, int] | None = None) -> np.ndarray:
+        """The raw-cosine ablation of a free-text phrase: window-to-phrase cosine, no rank; accumulated
+        and min-max normalised like `raw_saliency`. (H, W) in [0, 1]."""
+        self._check(index)
+        return index.raw_text_saliency_many(self.encode_text(text), size)[0]

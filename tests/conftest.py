@@ -84,8 +84,9 @@ def app_server():
 
 
 @contextlib.contextmanager
-def serve(backend):
-    """The full app over `backend` on a free loopback port; yields its URL, closes it after."""
+def serve(backend, **launch):
+    """The full app over `backend` on a free loopback port (`launch`: more `app.launch` flags, e.g.
+    mcp=True); yields its URL, closes it after."""
     import socket
 
     app = load_app()
@@ -93,7 +94,7 @@ def serve(backend):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     demo = app.create_demo(backend)
-    _, url, _ = app.launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
+    _, url, _ = app.launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True, **launch)
     try:
         yield url.rstrip("/")
     finally:

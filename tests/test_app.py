@@ -19,6 +19,7 @@ from PIL import Image
 from convis.app import Backend, Session
 from convis.app.endpoints import Endpoints
 from convis.app.handlers import Handlers
+from convis.app.links import Links
 from convis.app.methods import Methods
 from convis.app.panels import info_html
 from convis.app.session import Superseded
@@ -59,8 +60,10 @@ def test_create_demo_builds_without_launching(toy_backend):
     demo = app.create_demo(toy_backend)
     assert isinstance(demo, gr.Blocks)
     deps = demo.config["dependencies"]
-    public = {d["api_name"] for d in deps if d.get("api_visibility") == "public"}
-    assert {"search", "explain", "explain_text", "top_concepts"} <= public, public
+    public = {d["api_name"]: d for d in deps if d.get("api_visibility") == "public"}
+    assert set(public) == {"search", "explain", "explain_text", "top_concepts"}, "UI events are private"
+    # Queued: MCP tool calls of an unqueued event would skip the queue and its per-session guard.
+    assert all(d["queue"] is not False for d in public.values())
     assert all(d.get("api_name") for d in deps), "every event needs an explicit api_name"
     trees = [c for c in demo.config["components"]
              if c.get("props", {}).get("component_class_name") == "SynsetTree"]
@@ -241,7 +244,9 @@ def test_a_newer_upload_stops_the_running_index(toy_backend):
 def test_api_endpoints(toy_backend):
     api = Endpoints(toy_backend)
     assert api.search("fel", 5)[0]["synset"] == "feline.n.01"
-    assert api.explain(CAT, "feline", "white").shape == (512, 512, 3)
+    # The whole 451 x 300 picture, like the app: long side capped at 1.5 x 512 = 768, 300 * 768 / 451 = 510.9.
+    assert api.explain(CAT, "feline", "white").shape == (511, 768, 3)
+    assert api.explain(CAT, "feline", "white", "centre").shape == (512, 512, 3)
     top = api.top_concepts(CAT, 3)
     assert len(top) == 3 and {"synset", "score", "gloss"} <= set(top[0])
     with pytest.raises(gr.Error, match="did you mean"):
@@ -381,10 +386,137 @@ def test_every_model_call_goes_through_the_gpu_decorator(toy_backend):
 def test_explain_text_endpoint(toy_backend):
     api = Endpoints(toy_backend)
     car = api.explain_text(CAT, "a red sports car", "overlay")
-    assert car.shape == (512, 512, 3), "the API maps the paper's centre square"
+    assert car.shape == (511, 768, 3), "the API maps the whole picture by default, like the app"
     assert not np.array_equal(car, api.explain_text(CAT, "a blue bicycle", "overlay"))
     with pytest.raises(gr.Error, match="empty"):
         api.explain_text(CAT, "   ", "overlay")
+
+
+def test_api_maps_are_the_maps_the_app_shows(indexed):
+    """Same picture, item, region and map: the API returns the app's picture, pixel for pixel."""
+    session, _, handlers = indexed
+    methods, api = Methods(handlers.b), Endpoints(handlers.b)
+    grid = handlers.select_node(session, event("feline.n.01"))[1]
+    assert np.array_equal(api.explain(CAT, "feline.n.01"), grid), "defaults: whole picture, grid"
+    methods.set_method("Grid (ConVis)", True, session)
+    raw = methods.extras(session)[0]["value"]
+    assert np.array_equal(api.explain(CAT, "feline.n.01", "overlay", "whole", "raw"), raw)
+    centre = methods.set_region("Centre square (the paper)", session, noop)[1]
+    assert np.array_equal(api.explain(CAT, "feline.n.01", region="centre"), centre)
+    phrase = handlers.search_submit("a red sports car", session)[2]
+    assert np.array_equal(api.explain_text(CAT, "a red sports car", region="centre"), phrase)
+    raw_phrase = methods.extras(session)[0]  # the raw map of a phrase: its cosine per window
+    assert raw_phrase["label"] == "Raw cosine (ablation) of the centre square (the paper)"
+    assert not np.array_equal(raw_phrase["value"], phrase)
+    assert np.array_equal(api.explain_text(CAT, "a red sports car", "overlay", "centre", "raw"), raw_phrase["value"])
+    top = api.top_concepts(CAT, 4, "centre")
+    assert [t["synset"] for t in top] == [n for n, _ in session.entry.index.top_concepts(4)]
+
+
+def test_api_stochastic_map_is_the_apps(indexed, monkeypatch):
+    from convis.app import maps
+    from convis.config import StochasticConfig
+
+    monkeypatch.setattr(maps, "STOCHASTIC", StochasticConfig(iterations=40, reset_every=20))  # keep it short
+    session, _, handlers = indexed
+    methods, api = Methods(handlers.b), Endpoints(handlers.b)
+    handlers.select_node(session, event("cat.n.01"))
+    methods.set_method("Stochastic (sequential, slower)", False, session)
+    assert isinstance(methods.extras(session)[2], int), "the app asks for the stochastic map"
+    _, picture, status = methods.run_stochastic(session, noop)
+    assert "40 sequential CLIP forwards" in status
+    assert np.array_equal(api.explain(CAT, "cat.n.01", method="stochastic"), picture["value"])
+    with pytest.raises(gr.Error, match="stochastic map is for concepts of T"):
+        api.explain_text(CAT, "a cat", method="stochastic")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"region": "center"}, "unknown region 'center'; use one of whole, centre"),
+    ({"method": "gamma"}, "unknown method 'gamma'; use one of grid, raw, stochastic"),
+    ({"region": "w" * 1_000_000}, "region is 1,000,000 characters long; the limit is 40"),
+    ({"method": None}, "unknown method ''"),
+])
+def test_api_options_are_checked_before_any_work(toy_backend, kwargs, message):
+    api = Endpoints(toy_backend)
+    with pytest.raises(gr.Error, match=message):
+        api.explain("never-read.jpg", "cat.n.01", **kwargs)  # no file: the options fail first
+    if "region" in kwargs:
+        with pytest.raises(gr.Error, match=message):
+            api.top_concepts("never-read.jpg", 3, kwargs["region"])
+
+
+# ---- links ---------------------------------------------------------------------------------------
+class Request:
+    """Stands in for gr.Request: the page's query parameters."""
+
+    def __init__(self, **query: str) -> None:
+        self.query_params = query
+
+
+def test_a_link_reopens_the_view_when_the_server_holds_the_picture(indexed):
+    from urllib.parse import parse_qsl
+
+    session, _, handlers = indexed
+    links = Links(handlers.b)
+    picture = handlers.select_node(session, event("feline.n.01"))[1]
+    params = dict(parse_qsl(links.query(session)[1:]))
+    assert params == {"image": session.entry.key[0], "concept": "feline.n.01", "region": "whole"}
+    assert len(params["image"]) == 64, "the SHA-256 of the picture's pixels"
+    fresh = Session()
+    _, model, vocab, region, tree, shown, info, top, status = links.restore(fresh, Request(**params))
+    assert fresh.current == session.current and fresh.synset == "feline.n.01"
+    assert np.array_equal(shown, picture), "the same view"
+    assert (model, vocab, region) == (handlers.b.default_model, "toy", "Whole picture")
+    assert tree["selected"] == "feline.n.01" and "<code>feline.n.01</code>" in info
+    assert status.startswith("Opened from a link: **cat.jpg** indexed from cache")
+    handlers.search_submit("a red sports car", session)  # a phrase's view links too
+    params = dict(parse_qsl(links.query(session)[1:]))
+    assert params["phrase"] == "a red sports car" and "concept" not in params
+    again = Session()
+    links.restore(again, Request(**params))
+    assert again.item == session.item and again.current == session.current
+
+
+def test_the_link_lookup_is_injected(indexed):
+    session, _, handlers = indexed
+    asked = []
+    links = Links(handlers.b, find=lambda *key: asked.append(key) or session.entry)  # e.g. a dataset store
+    fresh = Session()
+    status = links.restore(fresh, Request(image="ab" * 32, concept="cat.n.01", region="centre"))[-1]
+    assert asked == [("ab" * 32, handlers.b.default_model, "toy", False)]
+    assert status.startswith("Opened from a link") and fresh.current == session.current
+
+
+def test_a_link_to_a_picture_the_server_lost_selects_its_concept_and_asks_for_it(toy_backend):
+    links, uploads, session = Links(toy_backend), Uploads(toy_backend), Session()
+    out = links.restore(session, Request(image="0" * 64, concept="cat.n.01", region="centre"))
+    _, model, _, region, tree, picture, _, _, status = out
+    assert picture == gr.skip() and model == gr.skip() and region == "Centre square (the paper)"
+    assert "Upload the picture again to see it" in status and tree["selected"] == "cat.n.01"
+    uploads.mark_upload(CAT, session)
+    last(uploads.index_image(CAT, session, noop))
+    assert session.synset == "cat.n.01" and session.entry.key[4] is False, "the upload shows the link's view"
+
+
+@pytest.mark.parametrize("query, message", [
+    ({"image": "zz"}, "64-digit SHA-256"),
+    ({"image": "a" * 1_000_000}, "1,000,000 characters long; the limit is 64"),
+    ({"concept": "x" * 1_000_000}, "1,000,000 characters long; the limit is 200"),
+    ({"concept": "cat.n.01", "region": "left"}, "region must be one of whole, centre"),
+    ({"phrase": "  "}, "the phrase is empty"),
+])
+def test_a_bad_link_says_why_and_changes_nothing(toy_backend, query, message):
+    session = Session()
+    out = Links(toy_backend).restore(session, Request(**query))
+    assert out[1:-1] == (gr.skip(),) * 7 and message in out[-1] and "upload a picture to start" in out[-1]
+    assert session == Session(), "the session is untouched"
+
+
+def test_a_link_to_an_unknown_concept_says_so(toy_backend):
+    session = Session()
+    status = Links(toy_backend).restore(session, Request(image="0" * 64, concept="dgo.n.01"))[-1]
+    assert "not in this concept set" in status and "did you mean 'dog.n.01'" in status
+    assert Links(toy_backend).restore(Session(), Request()) == (Session(), *(gr.skip(),) * 8), "no link"
 
 
 # ---- bad uploads -----------------------------------------------------------------------------------

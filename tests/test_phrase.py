@@ -79,6 +79,26 @@ def test_raw_map_is_hot_on_the_planted_colour(index):
     assert mean_in(m, RED_BOX) > 0.5 and mean_in(m, GREEN_BOX) < 0.2
 
 
+def test_raw_text_scores_are_the_cosine_to_the_phrase():
+    windows = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+    phrases = torch.tensor([[0.6, 0.8], [1.0, 0.0]])
+    # Hand computation: dot products of unit rows.
+    np.testing.assert_allclose(cosine.text_scores(windows, phrases), [[0.6, 0.8, 1.0], [1.0, 0.0, 0.6]],
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="embedding sizes differ"):
+        cosine.text_scores(windows, torch.ones(1, 3))
+
+
+def test_raw_phrase_map_is_hot_on_the_planted_colour_and_drops_the_rank(index):
+    m = index.raw_text_saliency_many(RED_CAR, size=0)[0]
+    assert m.shape == (224, 224) and m.max() == 1.0
+    assert mean_in(m, RED_BOX) > 0.5 and mean_in(m, GREEN_BOX) < 0.2
+    # No rank: a phrase equal to a concept's embedding gets that concept's raw map (a leaf: its own row).
+    leaf = index.raw_saliency_many(["red_thing.n.01"], BANK, size=0)[0]
+    same = index.raw_text_saliency_many(BANK[HIER.index("red_thing.n.01")], size=0)[0]
+    np.testing.assert_allclose(same, leaf, atol=1e-6)
+
+
 def test_an_index_without_embeddings_says_how_to_fix_it(index):
     import dataclasses
 
@@ -139,6 +159,12 @@ def test_engine_text_and_raw_maps_and_stochastic_progress(engine):
     assert text.shape == (90, 90) and 0.0 <= text.min() and text.max() <= 1.0  # may be flat: random model
     raw = engine.raw_saliency(index, "bird.n.01", size=0)
     assert raw.shape == (224, 224) and raw.max() == 1.0
+    raw_text = engine.raw_text_saliency(index, "a red sports car", size=0)
+    assert raw_text.shape == (224, 224) and raw_text.max() == 1.0
+    # The phrase's raw map from its own text forward, computed by hand from the kept embeddings.
+    cos = index.embeddings.float() @ engine.encode_text("a red sports car").float()
+    hand = index._maps(cos.double().numpy()[None], True, 0)[0]
+    np.testing.assert_allclose(raw_text, hand, atol=1e-6)
     seen = []
     cfg = StochasticConfig(iterations=30, reset_every=10, seed=1)
     engine.stochastic(index, "bird.n.01", cfg, progress=lambda d, t: seen.append((d, t)))

@@ -59,6 +59,15 @@ def test_cli_maps_a_phrase(physical, tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["texts"] == ["a red sports car"] and summary["concepts"] == []
     assert Image.open(out).size == (300, 300) and np.load(npy).shape == (224, 224)
+    grid = np.load(npy)
+    assert main(["explain", CAT, "--text", "a red sports car", "--method", "raw", "--model", "test-tiny",
+                 "--out", str(out), "--npy", str(npy), "--json"]) == 0
+    raw = np.load(npy)
+    assert json.loads(capsys.readouterr().out)["method"] == "raw"
+    assert raw.shape == (224, 224) and raw.min() == 0.0 and raw.max() == 1.0 and not np.allclose(raw, grid)
+    code = main(["explain", CAT, "--text", "a red sports car", "--method", "stochastic", "--model", "test-tiny",
+                 "--out", str(out)])
+    assert code == 2 and "grid, gamma or raw" in capsys.readouterr().err
 
 
 def test_cli_says_what_to_do_for_a_name_outside_t(physical, tmp_path, capsys):

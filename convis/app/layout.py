@@ -91,6 +91,17 @@ def _methods() -> SimpleNamespace:
     return SimpleNamespace(method=method, raw=raw, region=region, stop=stop, request=request)
 
 
+def _link() -> SimpleNamespace:
+    """Copy link (a browser-only click), the link it copied, and the view's query the address follows."""
+    with gr.Row(equal_height=True, elem_id="cv-linkrow"):
+        copy = gr.Button("Copy link", size="sm", scale=0, min_width=110, elem_id="cv-copy-link")
+        shown = gr.Textbox(show_label=False, interactive=False, max_lines=1, scale=5, elem_id="cv-link",
+                           placeholder="A link to this picture, concept and region (the server must still "
+                                       "hold the picture's index)")
+    query = gr.Textbox(visible=False, elem_id="cv-link-query")  # set by Python after each redraw
+    return SimpleNamespace(copy_link=copy, link=shown, link_query=query)
+
+
 def _api_components() -> SimpleNamespace:
     """Hidden inputs and outputs of the /explain, /explain_text and /top_concepts endpoints."""
     with gr.Column(visible=False):
@@ -98,6 +109,7 @@ def _api_components() -> SimpleNamespace:
             image=ImageInput(type="filepath", label="image"), synset=gr.Textbox(label="synset"),
             text=gr.Textbox(label="text"),
             style=gr.Textbox(value="overlay", label="style"), k=gr.Number(value=10, precision=0, label="k"),
+            region=gr.Textbox(value="whole", label="region"), method=gr.Textbox(value="grid", label="method"),
             map=gr.Image(format="png", label="map"), top=gr.JSON(label="top concepts"),  # API: lossless PNG
             explain=gr.Button(), explain_text=gr.Button(), top_concepts=gr.Button())
 
@@ -139,6 +151,7 @@ def build_layout(backend: Backend, examples: Sequence[str]) -> SimpleNamespace:
                                    height=380, visible=False, elem_id="cv-raw")
             methods = _methods()
             status = gr.Markdown("Upload an image, or pick an example below.", elem_id="cv-status")
+            link = _link()
             if examples:
                 gr.Examples([[e] for e in examples], inputs=[image], cache_examples=False,
                             label="Examples (click one)", api_visibility="private")
@@ -146,4 +159,4 @@ def build_layout(backend: Backend, examples: Sequence[str]) -> SimpleNamespace:
     api = _api_components()
     return SimpleNamespace(session=session, loading=loading, loading_timer=loading_timer, model=model, vocab=vocab,
                            search=search, hits=hits, tree=tree, info=info, image=image, picture=picture,
-                           raw_map=raw_map, status=status, api=api, **vars(tabs), **vars(methods))
+                           raw_map=raw_map, status=status, api=api, **vars(tabs), **vars(methods), **vars(link))

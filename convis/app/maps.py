@@ -5,7 +5,8 @@ An item of the app is a synset name ("dog.n.01") or a free-text phrase, written 
 
 * Grid (ConVis): the paper's map, drawn from the index's ranks (`ImageIndex.saliency`).
 * Phrase: per window, the phrase's rank among T plus the phrase, accumulated like a leaf's rank.
-* Raw cosine (ablation): per window, the best window-to-gloss cosine over the subtree, no rank.
+* Raw cosine (ablation): per window, the best window-to-gloss cosine over the subtree (a phrase:
+  the window-to-phrase cosine), no rank.
 * Stochastic: the reference's sampler, sequential forwards; computed by a queued job, kept in
   the session and shown when ready.
 """
@@ -13,6 +14,7 @@ An item of the app is a synset name ("dog.n.01") or a free-text phrase, written 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import numpy as np
 
@@ -20,6 +22,7 @@ from convis.app import limits
 from convis.app.backend import Backend
 from convis.app.entry import Entry
 from convis.app.session import MAX_STOCHASTIC, Session
+from convis.config import Progress, StochasticConfig
 from convis.engine import Engine
 from convis.concepts.hierarchy import Hierarchy
 from convis.concepts.hints import wordnet_hint as _wordnet_hint
@@ -32,8 +35,8 @@ EXPLAIN = {  # one sentence per map, shown in the app and kept in step with the 
             "subtree among all of T; windows where it ranks high make the map hot.",
     "stochastic": "Stochastic (the reference's sampler): windows drawn one at a time where the evidence "
                   "was high so far, 600 sequential CLIP forwards (so it takes longer).",
-    "raw": "Raw cosine (ablation): the window-to-gloss cosine, best over the subtree, without the rank "
-           "among T; shows what the rank adds.",
+    "raw": "Raw cosine (ablation): the window-to-gloss cosine, best over the subtree (for a phrase, the "
+           "window-to-phrase cosine), without the rank among T; shows what the rank adds.",
     "phrase": "Phrase: for each window, how many concepts of T CLIP prefers to your phrase (its rank "
               "among T plus the phrase), accumulated like a concept's rank; no new image pass.",
 }
@@ -81,6 +84,33 @@ def item_maps(backend: Backend, entry: Entry, items: list[str],
             engine = engine_of(backend, entry)
             out.append(backend.on_device(engine.text_saliency, entry.index, phrase, size=size))
     return out
+
+
+def raw_map(backend: Backend, entry: Entry, item: str, size: int | tuple[int, int] = 0,
+            progress: Progress | None = None) -> np.ndarray:
+    """The raw-cosine ablation of a synset or a quoted phrase (its cosine per window, no rank): (h, w)."""
+    engine, phrase = engine_of(backend, entry), unquote(item)
+    if phrase is None:
+        return backend.on_device(engine.raw_saliency, entry.index, item, size=size)
+    return backend.on_device(engine.raw_text_saliency, entry.index, phrase, size=size)
+
+
+def stochastic_map(backend: Backend, entry: Entry, item: str, size: int | tuple[int, int] = 0,
+                   progress: Progress | None = None) -> np.ndarray:
+    """The reference's sampler, `STOCHASTIC.iterations` sequential forwards: (h, w); concepts of T only."""
+    if unquote(item) is not None:
+        raise limits.BadRequest("the stochastic map is for concepts of T; map a phrase with 'grid' or 'raw'")
+    engine = engine_of(backend, entry)
+    return backend.on_device(engine.stochastic, entry.index, item, STOCHASTIC, progress=progress)
+
+
+STOCHASTIC = StochasticConfig()  # the stochastic map's settings (the reference's 600 forwards)
+# The maps the app shows, by the name the API takes: (backend, entry, item, size, progress) -> (h, w).
+MAPS: dict[str, Callable[..., np.ndarray]] = {
+    "grid": lambda backend, entry, item, size=0, progress=None: item_maps(backend, entry, [item], size)[0],
+    "raw": raw_map,
+    "stochastic": stochastic_map,
+}
 
 
 def region_name(entry: Entry) -> str:

@@ -18,7 +18,6 @@ from convis.app.handlers import USER_ERRORS, problem
 from convis.app.session import METHODS, REGIONS, Session, Superseded
 from convis.app.uploads import Uploads
 from convis.app.views import render_view
-from convis.config import StochasticConfig
 from convis.image import load_image
 
 
@@ -47,17 +46,13 @@ class Methods(Uploads):
         caption = gr.update(label=maps.caption(session))
         if not session.raw:
             raw: Any = gr.update(visible=False)
-        elif session.phrase:
-            raw = gr.update(visible=True, value=None, label="Raw cosine: for concepts of T only")
         else:
-            try:
-                engine = maps.engine_of(self.b, entry)
-                saliency = self.b.on_device(engine.raw_saliency, entry.index, session.synset,
-                                            size=entry.display.shape[:2])
+            try:  # a concept's or a phrase's cosine per window
+                saliency = maps.raw_map(self.b, entry, session.item, entry.display.shape[:2])
             except USER_ERRORS as exc:
                 raw = gr.update(visible=True, value=None, label=f"Raw cosine: {exc}")
             else:
-                picture, _ = render_view(entry, session.synset, session.view, saliency)
+                picture, _ = render_view(entry, session.item, session.view, saliency)
                 raw = gr.update(visible=True, value=picture,
                                 label=f"Raw cosine (ablation) of the {maps.region_name(entry)}")
         wanted = session.method == "stochastic" and not session.phrase and maps.request_stochastic(session)
@@ -88,7 +83,7 @@ class Methods(Uploads):
         if (entry is None or synset is None or session.phrase or session.method != "stochastic"
                 or session.stochastic.get((entry.key, synset)) is not None):
             return session, gr.skip(), gr.skip()
-        config = StochasticConfig()
+        config = maps.STOCHASTIC
 
         def step(done: int, total: int) -> None:
             if session.job != mine:

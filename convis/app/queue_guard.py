@@ -4,6 +4,9 @@ Gradio's queue bounds its total size (`max_size`) and runs each concurrency id `
 jobs at a time, but one client can still enqueue `max_size` jobs and make every other user wait
 behind them. This wraps the queue's `push` (where a job joins) so that a session with a job of
 the guarded concurrency id waiting or running gets HTTP 400 with a message, at once.
+MCP tool calls come through the same push (Gradio's MCP server calls the queue through a
+`gradio_client` that sends `x-gradio-user: mcp`, one session for all of them); their refusal
+takes the validation-error form, the only one whose message reaches an MCP client.
 Relies on gradio 6's `Queue.push` and `Queue.event_ids_to_events` (checked in tests).
 """
 
@@ -18,6 +21,7 @@ import gradio as gr
 GRACE_S = 0.5  # how long a second job waits for the session's previous one to leave the queue's table
 MESSAGE = ("This session already has a CLIP job waiting or running; wait for it to finish (one "
            "indexing job per session keeps the queue fair for everyone).")
+MCP_NOTE = " All MCP tool calls to this server share one session: call the tools one at a time."
 
 
 def one_job_per_session(demo: gr.Blocks, concurrency_id: str = "model", limit: int = 1) -> None:
@@ -42,10 +46,19 @@ def one_job_per_session(demo: gr.Blocks, concurrency_id: str = "model", limit: i
             while pending(session) >= limit and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
             if pending(session) >= limit:
-                return False, MESSAGE, "error"
+                return _refusal(request)
         return await push(body=body, request=request, username=username)
 
     queue.push = guarded_push
+
+
+def _refusal(request: Any) -> tuple[bool, Any, str]:
+    """The push's refusal: a message (HTTP 400) for the browser and clients, a validation error for MCP."""
+    headers = getattr(request, "headers", None) or {}
+    if headers.get("x-gradio-user") == "mcp":  # a client may send it too: it only changes the wording
+        return False, [{"__type__": "validate", "is_valid": False, "message": MESSAGE + MCP_NOTE,
+                        "parameter_name": "queue"}], "validator_error"
+    return False, MESSAGE, "error"
 
 
 def _fn_of(queue: Any, body: Any) -> Any:

@@ -33,6 +33,7 @@ _EXPORT_ROOT: list[Path] = []  # one private folder per process, made on the fir
 # Labels of the map-method radio -> method; of the region radio -> whole picture or not.
 METHODS = {"Grid (ConVis)": "grid", "Stochastic (sequential, slower)": "stochastic"}
 REGIONS = {"Whole picture": True, "Centre square (the paper)": False}
+REGION_KEYS = {"whole": True, "centre": False}  # the same regions as the API and links name them
 MAX_STOCHASTIC = 4  # stochastic maps a tab keeps (by image and concept): (h, w) float32, <= 0.8 MB each
 
 

@@ -49,7 +49,9 @@ def _explain_maps(engine, index, names: list[str], phrases, args: argparse.Names
         parts.append(index.raw_saliency_many(names, engine.bank.embeddings, size=0))
     elif names:
         parts.append(index.saliency_many(names, size=0))
-    if phrases is not None:  # grid or gamma: the phrase's rank among T plus the phrase, no image pass
+    if phrases is not None and args.method == "raw":  # the phrase's cosine per window, no rank
+        parts.append(index.raw_text_saliency_many(phrases, size=0))
+    elif phrases is not None:  # grid or gamma: the phrase's rank among T plus the phrase, no image pass
         parts.append(index.text_saliency_many(phrases, engine.bank.embeddings, size=0))
     return np.concatenate(parts)
 
@@ -62,8 +64,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     concepts, texts = args.concept or [], args.text or []
     if not concepts and not texts:
         raise UserError("say what to map: --concept SYNSET and/or --text \"a phrase\"")
-    if texts and args.method in ("stochastic", "raw"):
-        raise UserError(f"--text maps use the grid (or gamma) method, not {args.method}; drop --method")
+    if texts and args.method == "stochastic":
+        raise UserError("--text maps use the grid, gamma or raw method, not stochastic (its sampler scores "
+                        "concepts of T); drop --method or pick one of those")
     engine = load_engine(args)
     # Fail fast, before the window pass; a WordNet noun outside T gets its nearest hypernym in T.
     names = [resolve_concept(engine.hierarchy, c) for c in concepts]
@@ -155,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", action="store_true", help="the Figure-1 grid even for one concept")
     p.add_argument("--threshold", type=float, default=0.5, help="threshold of the mask style")
     p.add_argument("--method", choices=("grid", "gamma", "stochastic", "raw"), default="grid",
-                   help="raw = window-to-gloss cosine without the rank (ablation)")
+                   help="raw = window-to-gloss cosine (with --text: window-to-phrase) without the rank")
     p.add_argument("--cmap", default="jet")
     p.add_argument("--alpha", type=float, default=0.5)
     p.add_argument("--exponent", type=float, default=10.0, help="white-blend exponent (paper: 10)")

@@ -7,7 +7,7 @@ Pure functions: tensors in, arrays out, no model. The index keeps each window's 
   concepts of T the window prefers to it (0 = the window likes p best). It is then accumulated
   like a leaf concept's rank.
 * The raw ablation drops the rank: a window's score for a concept is its best cosine to the
-  glosses of the concept's subtree.
+  glosses of the concept's subtree, and for a phrase its cosine to the phrase.
 """
 
 from __future__ import annotations
@@ -65,3 +65,13 @@ def raw_scores(embeddings: torch.Tensor, bank: torch.Tensor, subtrees: Sequence[
         rows = [similarities(embeddings, bank[torch.as_tensor(np.array(s), device=bank.device)]).amax(dim=1)
                 for s in subtrees]
         return torch.stack(rows).double().cpu().numpy()
+
+
+def text_scores(embeddings: torch.Tensor, texts: torch.Tensor) -> np.ndarray:
+    """The raw ablation's window scores for free text: (P, N) float64 cosines of (N, D) unit windows
+    to (P, D) unit phrase embeddings, higher = more similar."""
+    if texts.shape[-1] != embeddings.shape[-1]:
+        raise ValueError(f"embedding sizes differ: windows {embeddings.shape[-1]}, phrases {texts.shape[-1]}; "
+                         "use the model that built the index")
+    with torch.inference_mode():
+        return similarities(embeddings, texts).T.double().cpu().numpy()

@@ -132,6 +132,12 @@ class ImageIndex:
         rank (`convis.index.cosine.raw_scores`), accumulated and min-max normalised like ConVis maps."""
         subtrees = [self.hierarchy.subtree(c) for c in concepts]
         return self._maps(cosine.raw_scores(self._embeddings(), bank, subtrees), True, size)
+
+    def raw_text_saliency_many(self, embeddings: torch.Tensor,
+                               size: int | tuple[int, int] | None = None) -> np.ndarray:
+        """(P, H, W) raw-cosine maps of free-text phrases (P, D) or (D,): each window's cosine to the
+        phrase (`convis.index.cosine.text_scores`), no rank, accumulated like the raw concept maps."""
+        return self._maps(cosine.text_scores(self._embeddings(), torch.atleast_2d(embeddings)), True, size)
     # ---- end of maps from embeddings ---------------------------------------------------------
 
     def concept_scores(self) -> np.ndarray:
