@@ -16,6 +16,7 @@ import pytest
 from conftest import load_app
 from PIL import Image
 
+from convis import saliency as convis_sal
 from convis.app import Backend, Session
 from convis.app.endpoints import Endpoints
 from convis.app.handlers import Handlers
@@ -272,7 +273,7 @@ def test_a_phrase_is_mapped_joins_compare_and_exports(indexed):
     assert session.phrase is None and session.item == "cat.n.01"
 
 
-def test_stochastic_map_shows_progress_and_stops_when_asked(indexed):
+def test_stochastic_map_shows_progress_and_stops_when_asked(indexed, monkeypatch):
     session, _, handlers = indexed
     methods = Methods(handlers.b)
     handlers.select_node(session, event("feline.n.01"))
@@ -282,15 +283,32 @@ def test_stochastic_map_shows_progress_and_stops_when_asked(indexed):
     assert isinstance(request, int) and caption["label"].startswith("Grid map")
     handlers.set_view(session, "Heatmap", "jet", 0.5, 10, False, 0.5)
     assert methods.extras(session)[2] == gr.skip(), "a display change does not restart a pending job"
-    seen = []
+    seen, scored = [], []
+    real = convis_sal.stochastic_map
+
+    def recording(score_box, *args, **kwargs):  # the (box, score) pairs the app's run draws
+        return real(lambda box: scored.append((box, score_box(box))) or scored[-1][1], *args, **kwargs)
+
+    monkeypatch.setattr(convis_sal, "stochastic_map", recording)
     _, picture, status = methods.run_stochastic(session, lambda p, **kw: seen.append(p))
     assert seen[-1] == (600, 600) and len(seen) == 600, "one progress step per sequential forward"
     assert picture["label"] == "Stochastic map of the whole picture"
     assert "600 sequential CLIP forwards" in status
     entry = session.entry
-    engine = handlers.b.engine(entry.key[1], entry.key[2])
-    expected = engine.stochastic(entry.index, "feline.n.01")  # the same run, outside the app
-    np.testing.assert_array_equal(session.stochastic[(entry.key, "feline.n.01")], expected)
+    # Expected: the reference's accumulation written out here from the drawn boxes and scores
+    # (A[box] *= 1 + 0.002 * score; A added into the map and reset every 100 draws; 300 draws of
+    # 128 px, then 300 of 64 px; the map is the picture's part inside the 128 px border, min-max).
+    h, w = entry.index.grid_shape
+    acc, total = np.ones((h + 256, w + 256)), np.zeros((h + 256, w + 256))
+    for i, ((x0, y0, x1, y1), score) in enumerate(scored):
+        assert x1 - x0 == y1 - y0 == (128 if i < 300 else 64) and -1 <= score <= 1
+        acc[y0:y1, x0:x1] *= 1 + 0.002 * score
+        if i % 100 == 99:
+            total, acc = total + acc, np.ones_like(acc)
+    inner = total[128:128 + h, 128:128 + w]
+    expected = (inner - inner.min()) / (inner.max() - inner.min())
+    assert len(scored) == 600
+    np.testing.assert_allclose(handlers.b.kept_map(entry.key, "feline.n.01"), expected, atol=1e-5)
     assert "stochastic map of the whole picture" in handlers.select_node(session, event("feline.n.01"))[3]
     # Stop: the running job ends at its next forward and keeps nothing.
     handlers.select_node(session, event("cat.n.01"))
@@ -305,7 +323,7 @@ def test_stochastic_map_shows_progress_and_stops_when_asked(indexed):
             said.extend(methods.stop(session))
 
     assert methods.run_stochastic(session, stop_at_50)[1:] == (gr.skip(), gr.skip())
-    assert len(calls) == 50 and (entry.key, "cat.n.01") not in session.stochastic
+    assert len(calls) == 50 and handlers.b.kept_map(entry.key, "cat.n.01") is None and session.pending is None
     assert said[0].startswith("Stopped") and said[1]["label"].endswith("the stochastic map was stopped")
     assert methods.stop(session)[0].startswith("Nothing to stop")
 

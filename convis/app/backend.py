@@ -2,23 +2,22 @@
 
 Engines (model + hierarchy + concept bank) load lazily, a lock per key (one tab's load never
 delays another's use of what is loaded), into a small LRU; model and bank leave memory with their
-engine. Indexes live in a byte-bounded LRU keyed by (image hash, model, vocabulary, seed, whole
-picture or centre square), shared by the UI and the API; sessions only hold weak references into it.
+engine. Indexes, and the stochastic maps drawn on them, live in one byte-bounded LRU (the
+`--index-mib` budget) keyed by (image hash, model, vocabulary, seed, whole picture or centre
+square), shared by the UI and the API; sessions only hold keys and weak references into it.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from convis.cache import LRU
+from convis.cache import LRU, nbytes
 from convis.app.entry import Entry, Key, image_hash, model_key
 from convis.app.limits import public
 from convis.app.loads import KeyedLoads
@@ -67,7 +66,8 @@ class Backend:
         device: torch device or "auto".  seek: bank texts, "definitions" (the paper) or "lemmas".
         precision: "auto", "fp32", "fp16", "bf16" or "int8" (see `convis.clip.models.load_model`).
         max_engines: engines kept loaded at once (their models and banks go with them).
-        max_indexes, max_index_bytes: bounds of the shared index LRU.
+        max_indexes, max_index_bytes: bounds of the shared LRU of indexes and stochastic maps
+            (items, bytes); the bytes bind first on a real model.
         gpu: optional decorator (``spaces.GPU(duration=...)``) applied to the indexing call.
         display_size: side of the rendered views, in pixels.
         hierarchies: ready-made concept sets by name (e.g. a toy one in tests), offered too.
@@ -76,7 +76,7 @@ class Backend:
     """
 
     def __init__(self, model: str = "ViT-B-32/openai", vocabulary: str = "physical", *, device: str = "auto",
-                 seek: str = "definitions", precision: str = "auto", max_engines: int = 2, max_indexes: int = 32,
+                 seek: str = "definitions", precision: str = "auto", max_engines: int = 2, max_indexes: int = 256,
                  max_index_bytes: int = 1 << 30, gpu: Callable[[Callable], Callable] | None = None,
                  display_size: int = 512, hierarchies: dict[str, Hierarchy] | None = None,
                  allow_large: bool = False, loader: Loader = load_model) -> None:
@@ -89,8 +89,8 @@ class Backend:
         self._given = dict(hierarchies or {})
         self._hierarchies: dict[str, Hierarchy] = dict(self._given)  # bounded by the offered vocabularies
         self._engines: LRU[tuple[str, str], Engine] = LRU(max_engines, on_evict=self._release)
-        self._indexes: OrderedDict[Key, Entry] = OrderedDict()
-        self._index_lock = threading.Lock()  # guards `_indexes` only; held for microseconds
+        # Entries by `Key`, stochastic maps by ("stochastic", Key, synset): one byte budget for both.
+        self._memory: LRU[tuple, Any] = LRU(max_indexes, max_weight=max_index_bytes, weight=nbytes)
         self._loads = KeyedLoads()  # a lock per thing being loaded, failures remembered
         self._index_fn = gpu(_run_index) if gpu else _run_index
         self._device_fn = gpu(_call) if gpu else _call
@@ -190,11 +190,20 @@ class Backend:
     # ---- indexes ------------------------------------------------------------------------------
     def cached(self, key: Key) -> Entry | None:
         """The cached entry of a key, refreshed in the LRU, or None."""
-        with self._index_lock:
-            entry = self._indexes.get(key)
-            if entry is not None:
-                self._indexes.move_to_end(key)
-            return entry
+        return self._memory.get(key)
+
+    def keep_map(self, key: Key, synset: str, saliency: np.ndarray) -> None:
+        """Keep a stochastic map of a concept on an indexed image, within the byte budget."""
+        self._memory[("stochastic", key, synset)] = saliency
+
+    def kept_map(self, key: Key, synset: str) -> np.ndarray | None:
+        """A stochastic map kept by `keep_map` (by any session: the sampler is seeded), or None."""
+        return self._memory.get(("stochastic", key, synset))
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of the indexes and maps held now (at most `max_index_bytes`, plus the newest item)."""
+        return self._memory.weight
 
     def key(self, image: Image.Image, model: str | None = None, vocabulary: str | None = None,
             seed: int = 0, whole: bool = False) -> Key:
@@ -239,10 +248,4 @@ class Backend:
         return np.asarray(image.crop(index.crop.box).resize(size, Image.Resampling.LANCZOS).convert("RGB"))
 
     def _store(self, entry: Entry) -> None:
-        with self._index_lock:
-            self._indexes[entry.key] = entry
-            total = sum(e.nbytes for e in self._indexes.values())
-            while len(self._indexes) > 1 and (len(self._indexes) > self.max_indexes
-                                              or total > self.max_index_bytes):
-                _, old = self._indexes.popitem(last=False)
-                total -= old.nbytes
+        self._memory[entry.key] = entry  # the least recently used indexes and maps make room

@@ -7,7 +7,7 @@ An item of the app is a synset name ("dog.n.01") or a free-text phrase, written 
 * Phrase: per window, the phrase's rank among T plus the phrase, accumulated like a leaf's rank.
 * Raw cosine (ablation): per window, the best window-to-gloss cosine over the subtree, no rank.
 * Stochastic: the reference's sampler, sequential forwards; computed by a queued job, kept in
-  the session and shown when ready.
+  the backend's byte budget (shared: the sampler is seeded) and shown when ready.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 from convis.app import limits
 from convis.app.backend import Backend
 from convis.app.entry import Entry
-from convis.app.session import MAX_STOCHASTIC, Session
+from convis.app.session import Session
 from convis.engine import Engine
 from convis.concepts.hierarchy import Hierarchy
 from convis.concepts.hints import wordnet_hint as _wordnet_hint
@@ -87,14 +87,20 @@ def region_name(entry: Entry) -> str:
     return "whole picture" if entry.key[4] else "centre square (the paper)"
 
 
-def describe(session: Session) -> str:
+def stochastic_of(backend: Backend, session: Session) -> np.ndarray | None:
+    """The stochastic map of the session's synset on its current image, if one is ready."""
+    entry = session.entry
+    return None if entry is None or session.synset is None else backend.kept_map(entry.key, session.synset)
+
+
+def describe(backend: Backend, session: Session) -> str:
     """Which map of which region is on screen for the session's item (computes nothing)."""
     entry = session.entry
     region = region_name(entry)
     if session.phrase:
         return f"phrase map of the {region}"
     if session.method == "stochastic":
-        if session.stochastic.get((entry.key, session.synset)) is not None:
+        if stochastic_of(backend, session) is not None:
             return f"stochastic map of the {region}"
         return f"grid map of the {region} (the stochastic map is on its way)"
     return f"grid map (ConVis) of the {region}"
@@ -106,45 +112,42 @@ def current(backend: Backend, session: Session) -> tuple[np.ndarray | None, str]
     if session.phrase:
         ready = item_maps(backend, entry, [session.item], entry.display.shape[:2])[0]
     elif session.method == "stochastic":
-        ready = session.stochastic.get((entry.key, session.synset))
-    return ready, describe(session)
+        ready = stochastic_of(backend, session)
+    return ready, describe(backend, session)
 
 
-def caption(session: Session) -> str:
+def caption(backend: Backend, session: Session) -> str:
     """The map's caption: which map of which region is on screen."""
     if session.entry is None:
         return "Map"
-    what = describe(session)
+    what = describe(backend, session)
     return what[:1].upper() + what[1:]
 
 
-def request_stochastic(session: Session) -> bool:
+def request_stochastic(backend: Backend, session: Session) -> bool:
     """Mark the selection's stochastic map as pending unless it is ready or already pending.
 
     At most one map is pending: an earlier request is forgotten (its job stops at its next forward
     once the caller bumps `session.job`). True when a new job is needed.
     """
     target = (session.entry.key, session.synset)
-    if target in session.stochastic:
+    if session.pending == target or stochastic_of(backend, session) is not None:
         return False
-    for key in [k for k, v in session.stochastic.items() if v is None]:
-        del session.stochastic[key]
-    session.stochastic[target] = None
+    session.pending = target
     return True
 
 
 def forget_pending(session: Session, entry: Entry, synset: str) -> None:
     """A stopped or superseded job leaves nothing pending behind."""
-    if session.stochastic.get((entry.key, synset), 0) is None:
-        del session.stochastic[(entry.key, synset)]
+    if session.pending == (entry.key, synset):
+        session.pending = None
 
 
-def keep_stochastic(session: Session, entry: Entry, synset: str, saliency: np.ndarray) -> None:
-    """Remember a stochastic map in the session (bounded: the oldest go first)."""
-    session.stochastic[(entry.key, synset)] = saliency
-    session.stochastic.move_to_end((entry.key, synset))
-    while len(session.stochastic) > MAX_STOCHASTIC:
-        session.stochastic.popitem(last=False)
+def keep_stochastic(backend: Backend, session: Session, entry: Entry, synset: str,
+                    saliency: np.ndarray) -> None:
+    """Keep a finished stochastic map in the backend's byte budget; it is no longer pending."""
+    backend.keep_map(entry.key, synset, saliency)
+    forget_pending(session, entry, synset)
 
 
 def wordnet_hint(h: Hierarchy, text: str) -> tuple[str, str] | None:

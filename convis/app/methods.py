@@ -44,7 +44,7 @@ class Methods(Uploads):
         entry = session.entry
         if entry is None or session.item is None:
             return gr.update(visible=session.raw), gr.skip(), gr.skip()
-        caption = gr.update(label=maps.caption(session))
+        caption = gr.update(label=maps.caption(self.b, session))
         if not session.raw:
             raw: Any = gr.update(visible=False)
         elif session.phrase:
@@ -60,7 +60,7 @@ class Methods(Uploads):
                 picture, _ = render_view(entry, session.synset, session.view, saliency)
                 raw = gr.update(visible=True, value=picture,
                                 label=f"Raw cosine (ablation) of the {maps.region_name(entry)}")
-        wanted = session.method == "stochastic" and not session.phrase and maps.request_stochastic(session)
+        wanted = session.method == "stochastic" and not session.phrase and maps.request_stochastic(self.b, session)
         if not wanted:  # not asked for, ready, or already running (a display change must not restart it)
             return raw, caption, gr.skip()
         session.job += 1  # a stochastic job of an earlier selection stops at its next forward
@@ -72,10 +72,8 @@ class Methods(Uploads):
         Returns (status, map caption update).
         """
         session.job += 1
-        pending = [k for k, v in session.stochastic.items() if v is None]
-        for key in pending:
-            del session.stochastic[key]  # nothing pending: picking the concept again starts it anew
-        if not pending or session.entry is None:
+        pending, session.pending = session.pending, None  # picking the concept again starts it anew
+        if pending is None or session.entry is None:
             return "Nothing to stop: no stochastic map is being computed.", gr.skip()
         region = maps.region_name(session.entry)
         caption = f"Grid map (ConVis) of the {region}; the stochastic map was stopped"
@@ -86,7 +84,7 @@ class Methods(Uploads):
         """The stochastic map of the selection (sequential forwards). Returns (session, map, status)."""
         entry, synset, mine = session.entry, session.synset, session.job
         if (entry is None or synset is None or session.phrase or session.method != "stochastic"
-                or session.stochastic.get((entry.key, synset)) is not None):
+                or self.b.kept_map(entry.key, synset) is not None):
             return session, gr.skip(), gr.skip()
         config = StochasticConfig()
 
@@ -106,12 +104,12 @@ class Methods(Uploads):
         except USER_ERRORS as exc:
             maps.forget_pending(session, entry, synset)
             return session, gr.skip(), problem(f"Could not compute the stochastic map of {synset}", exc)
-        maps.keep_stochastic(session, entry, synset, saliency)
+        maps.keep_stochastic(self.b, session, entry, synset, saliency)
         if session.current != entry.key or session.synset != synset or session.phrase:
             return session, gr.skip(), gr.skip()  # the user moved on; the map is kept for later
         picture, _ = self._draw(session)
         took = time.perf_counter() - t0
-        picture = gr.update(value=picture, label=maps.caption(session))
+        picture = gr.update(value=picture, label=maps.caption(self.b, session))
         return session, picture, (f"`{synset}` on **{entry.name}**: stochastic map of the "
                                   f"{maps.region_name(entry)}, {config.iterations} sequential CLIP forwards "
                                   f"in {took:.1f} s.")

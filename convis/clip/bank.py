@@ -23,7 +23,7 @@ from convis.clip.text import encode_texts_bucketed
 _log = logging.getLogger(__name__)
 
 SEEKS = ("definitions", "lemmas")
-_BANKS: LRU[tuple[str, str], Bank] = LRU(maxsize=4)  # in-process cache: (disk key, device) -> Bank
+_BANKS: LRU[tuple[str, str], Bank] = LRU(max_items=4)  # in-process cache: (disk key, device) -> Bank
 
 
 def forget_bank(bank: Bank) -> None:

@@ -198,7 +198,7 @@ def load_model(name: str = "ViT-B-32", pretrained: str | None = "openai", device
 
 
 # Loaded models, most recent last. Small: a ViT-L/14 is 1.7 GB; the app evicts a model with its engine.
-_MODELS: LRU[tuple, Clip] = LRU(maxsize=3)
+_MODELS: LRU[tuple, Clip] = LRU(max_items=3)
 
 
 def forget_model(clip: Clip) -> None:

@@ -200,7 +200,7 @@ def build_hierarchy(vocabulary: str = "physical") -> Hierarchy:
                      [[pos[p] for p in parents[s]] for s in nodes], name, wn.get_version())
 
 
-_LOADED: LRU[tuple[str, str], Hierarchy] = LRU(maxsize=4)  # in-process cache: (cache key, cache dir)
+_LOADED: LRU[tuple[str, str], Hierarchy] = LRU(max_items=4)  # in-process cache: (cache key, cache dir)
 
 
 def load_hierarchy(vocabulary: str = "physical", cache_dir: Path | None = None) -> Hierarchy:
