@@ -76,9 +76,23 @@ def test_parse_args_and_main_launch(monkeypatch, toy_backend):
     seen = {}
     monkeypatch.setattr(app, "Backend", lambda *a, **k: toy_backend)
     monkeypatch.setattr(app, "launch", lambda demo, **kw: seen.update(kw, demo=demo))
+    monkeypatch.delenv("GRADIO_SHARE", raising=False)
     app.main(["--model", "test-tiny", "--host", "127.0.0.1"])
-    assert seen["share"] is None, "without --share, Gradio decides (GRADIO_SHARE)"
+    assert seen["share"] is False, "no --share, no GRADIO_SHARE: no public link"
     assert seen["host"] == "127.0.0.1" and isinstance(seen["demo"], gr.Blocks)
+
+
+@pytest.mark.parametrize("value,share", [("yes", True), ("TRUE", True), ("1", True), ("off", False), ("", False)])
+def test_boolean_environment_flags_are_read_by_one_parser(monkeypatch, capsys, value, share):
+    app = load_app()
+    monkeypatch.setenv("GRADIO_SHARE", value)
+    monkeypatch.setenv("CONVIS_ALLOW_LARGE", value)
+    args = app.parse_args([])
+    assert (args.share, args.allow_large) == (share, share)
+    monkeypatch.setenv("CONVIS_ALLOW_LARGE", "maybe")
+    with pytest.raises(SystemExit):
+        app.parse_args([])
+    assert "CONVIS_ALLOW_LARGE='maybe' is not a yes/no value" in capsys.readouterr().err
 
 
 def test_unloadable_model_leaves_the_app_up_with_the_fix(toy_backend):

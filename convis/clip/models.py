@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from convis.clip import hub as _hub
 from convis.clip.hub import ModelChoiceError
 from convis.cache import LRU, memoize
+from convis.config import offline
 from convis.errors import UserError
 
 _log = logging.getLogger(__name__)
@@ -216,7 +217,7 @@ def _load(name: str, pretrained: str, kind: str, device: str, precision: str, st
     cached = False
     if kind in ("tag", "hub"):
         cached, host = _hub.weights_cached(name, pretrained, kind)
-        if not cached and (_hub.offline() or not _hub.reachable(host)):
+        if not cached and (offline() or not _hub.reachable(host)):
             raise ModelLoadError(f"cannot fetch the weights of {label}: they are not in the local cache "
                                  f"and {host} cannot be reached (offline or HF_HUB_OFFLINE=1). {_FIXES}")
     _log.info("loading %s on %s (%s)", label, device, precision)

@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from convis.config import cache_root
+from convis.config import cache_root, offline
 from convis.errors import UserError
 
 _log = logging.getLogger(__name__)
@@ -36,10 +36,6 @@ _CATEGORY = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
 
 class WordNetUnavailableError(UserError, RuntimeError):
     """WordNet 3.0 could not be found or fetched."""
-
-
-def _offline() -> bool:
-    return any(os.environ.get(k, "") not in ("", "0") for k in ("HF_HUB_OFFLINE", "CONVIS_OFFLINE"))
 
 
 def _install_debian(src: Path, nltk_data: Path) -> bool:
@@ -84,7 +80,7 @@ def wordnet_reader() -> Any:
     routes = (  # each returns True when it left a WordNet under nltk_data
         lambda: (wn_dir / "lexnames").is_file() or wn_dir.with_suffix(".zip").is_file(),  # earlier run
         lambda: _install_debian(debian, nltk_data),
-        lambda: not _offline() and _download(nltk_data),
+        lambda: not offline() and _download(nltk_data),
     )
     for route in routes:
         if root is None and route():
