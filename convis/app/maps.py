@@ -21,11 +21,11 @@ from convis.app.backend import Backend
 from convis.app.entry import Entry
 from convis.app.session import Session
 from convis.engine import Engine
+from convis.engine import clean_phrase as engine_phrase
 from convis.concepts.hierarchy import Hierarchy
 from convis.concepts.hints import wordnet_hint as _wordnet_hint
 
 OPEN, CLOSE = "\u201c", "\u201d"
-MAX_PHRASE = 200  # characters of a phrase kept (CLIP reads 77 tokens anyway)
 _SENSE = re.compile(r"^\S+\.[nvasr]\.\d+$")
 EXPLAIN = {  # one sentence per map, shown in the app and kept in step with the README
     "grid": "Grid (ConVis, the paper): for each window, the best rank CLIP gives any concept in the "
@@ -52,11 +52,8 @@ def unquote(item: str) -> str | None:
 
 
 def clean_phrase(text: str) -> str:
-    """Whitespace collapsed; BadRequest if longer than `MAX_PHRASE` characters or empty."""
-    text = " ".join(limits.text(text, "The phrase", MAX_PHRASE).split())
-    if not text:
-        raise limits.BadRequest("the phrase is empty; type a few words, e.g. 'a red sports car'")
-    return text
+    """Text bounded at the edge (`limits.text`), then the engine's one phrase check."""
+    return engine_phrase(limits.text(text, "The phrase"))
 
 
 def looks_like_synset(text: str) -> bool:
@@ -152,6 +149,6 @@ def keep_stochastic(backend: Backend, session: Session, entry: Entry, synset: st
 
 def wordnet_hint(h: Hierarchy, text: str) -> tuple[str, str] | None:
     """(WordNet synset, its nearest hypernym in T) for a name WordNet has but T lacks, else None."""
-    if not text.strip() or len(text) > MAX_PHRASE:
+    if not text.strip() or len(text) > limits.MAX_TEXT:
         return None
     return _wordnet_hint(text, h)
