@@ -1,20 +1,56 @@
 """The project's one bounded LRU (models, concept banks, hierarchies, engines, the app's indexes,
-stochastic maps, a tab's keys), bounded by item count, by a total weight (bytes), or both.
+stochastic maps, a tab's keys), bounded by item count, by a total weight (bytes), or both; and the
+one policy of the disk caches (banks, hierarchies): an unreadable file is rebuilt, an unwritable
+folder serves from memory, each with a warning.
 
-Thread-safe for single operations. It does not serialise loads: callers that must not load the
-same key twice hold their own per-key lock (see `convis.app.backend`).
+The LRU is thread-safe for single operations. It does not serialise loads: callers that must not
+load the same key twice hold their own per-key lock (see `convis.app.backend`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+_log = logging.getLogger(__name__)
+
+
+def read_cached(path: Path, read: Callable[[Path], V], what: str) -> V | None:
+    """`read(path)` of a disk-cache file, or None when there is none or it cannot be read (truncated,
+    foreign, an older format): the caller builds the value again and overwrites the file."""
+    if not path.is_file():
+        return None
+    try:
+        return read(path)
+    except Exception as e:  # noqa: BLE001 - whatever is wrong with a cache file, building it again fixes it
+        _log.warning("ignoring unreadable %s cache %s (%s); building it again", what, path, e)
+        return None
+
+
+def write_cached(path: Path, write: Callable[[Path], None], what: str) -> bool:
+    """Write a disk-cache file atomically (`write` fills a temporary file, renamed into place: a
+    concurrent reader never sees half a file). False, with a warning, when the folder cannot be
+    written (read-only, full): the value then lives in memory only."""
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        _log.warning("could not write %s cache %s (%s); it is kept in memory only", what, path, e)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        return False
+    return True
 
 
 def nbytes(value: Any) -> int:

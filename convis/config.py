@@ -58,7 +58,7 @@ class GridConfig:
     # Whole picture (not the paper's): the short side is resized to image_size and the windows
     # cover the whole rectangle, so maps have the photo's aspect ratio. A square is the paper's map.
     whole: bool = False
-    max_aspect: float = 4.0  # whole picture: refuse longer/shorter side beyond this (cost grows with it)
+    max_aspect: float = 4.0  # whole picture: beyond this long/short ratio, its centre strip of it is mapped
 
     @property
     def padded_size(self) -> int:

@@ -110,7 +110,7 @@ def test_switching_to_an_unavailable_model_keeps_the_session(indexed):
     session, uploads, _ = indexed
     before = session.current
     with pytest.warns(UserWarning, match="HF_HUB_OFFLINE"):
-        out = uploads.switch_engine("ViT-B-32/openai", "toy", session, noop)
+        out = last(uploads.switch_engine("ViT-B-32/openai", "toy", session, noop))
     assert out[1] == "test-tiny/none" and out[2] == "toy", "the selectors go back"
     assert "Could not switch" in out[5] and session.current == before
     assert session.model in ("", "test-tiny/none")
@@ -126,7 +126,7 @@ def test_switching_vocabulary_resets_the_tree_and_reindexes(toy_backend):
     uploads.mark_upload(CAT, session)
     last(uploads.index_image(CAT, session, noop))
     session.synset = "feline.n.01"  # not in "mini": the selection must go
-    _, _, _, tree, picture, status, top, _ = uploads.switch_engine("test-tiny/none", "mini", session, noop)
+    _, _, _, tree, picture, status, top, _ = last(uploads.switch_engine("test-tiny/none", "mini", session, noop))
     assert tree["vocabulary"] == "mini" and session.entry.key[2] == "mini"
     assert session.synset in small.ids and isinstance(picture, np.ndarray) and "indexed" in status
 
@@ -250,7 +250,7 @@ def test_a_newer_upload_stops_the_running_index(toy_backend):
     assert last(uploads.index_image("first.jpg", session, noop))[1:] == (gr.skip(),) * 6
     image = Image.fromarray(np.full((64, 64, 3), 7, np.uint8))
     with pytest.raises(Superseded):
-        uploads.ensure_index(image, "first.jpg", session, noop, "first.jpg")
+        list(uploads.stages(image, "first.jpg", session, noop, "first.jpg"))
 
 
 def test_api_endpoints(toy_backend):
@@ -359,10 +359,10 @@ def test_centre_square_is_one_click_away(indexed):
     session, _, handlers = indexed
     methods = Methods(handlers.b)
     whole = session.current
-    _, picture, status, *_ = methods.set_region("Centre square (the paper)", session, noop)
+    _, picture, status, *_ = last(methods.set_region("Centre square (the paper)", session, noop))
     assert session.entry.key[4] is False and "centre square" in status
     assert picture.shape == (512, 512, 3) and session.entry.index.crop.box == (75, 0, 375, 300)
-    _, picture, status, *_ = methods.set_region("Whole picture", session, noop)
+    _, picture, status, *_ = last(methods.set_region("Whole picture", session, noop))
     assert session.current == whole and picture.shape[1] > picture.shape[0]
 
 

@@ -332,7 +332,7 @@ def test_deleted_upload_gives_a_message_without_a_server_path(tmp_path):
     list(uploads.index_image(str(path), session, noop))
     path.unlink()  # Gradio deletes uploads after an hour
     with pytest.warns(UserWarning):
-        out = uploads.switch_engine("test-tiny/none", "toy2", session, noop)
+        out = list(uploads.switch_engine("test-tiny/none", "toy2", session, noop))[-1]
     status = out[5]
     assert "mine.png is no longer on the server" in status and "upload it again" in status
     assert str(tmp_path) not in status and "Errno" not in status

@@ -21,6 +21,7 @@ from convis.cache import LRU, nbytes
 from convis.app.entry import Entry, Key, image_hash, model_key
 from convis.app.limits import public
 from convis.app.loads import KeyedLoads
+from convis.app.offers import NotOfferedError, Offers  # noqa: F401 - NotOfferedError: re-exported
 from convis.app.warm import WarmUp, start_warm_up
 from convis.clip.bank import forget_bank, load_bank
 from convis.config import GridConfig, Progress
@@ -29,21 +30,12 @@ from convis.errors import UserError
 from convis.concepts.hierarchy import Hierarchy
 from convis.index.image_index import ImageIndex
 from convis.index.progressive import DEFAULT_SCHEDULE
-from convis.clip.models import MODELS, forget_model, list_models, load_model, parse_model
+from convis.clip.models import forget_model, load_model, parse_model
 from convis.concepts.wordnet import load_hierarchy
 
 _log = logging.getLogger(__name__)
 
-VOCABULARIES = ("physical", "nouns")
-OFFLINE_MODEL = "test-tiny/none"  # offered when the default model cannot load: the UI stays explorable
-# Offered only with `allow_large` (--allow-large): `nouns` indexes are 240 MB each, a ViT-L-14 1.7 GB.
-LARGE_VOCABULARIES = ("nouns",)
-LARGE_MODEL_PREFIXES = ("ViT-L-", "ViT-H-", "ViT-g-", "ViT-bigG-")
 Loader = Callable[..., Any]  # load_model(name, pretrained, device=...) -> Clip
-
-
-class NotOfferedError(UserError, ValueError):
-    """A model or vocabulary this app does not offer (clients may only pick from the lists)."""
 
 
 def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -57,7 +49,7 @@ def _run_index(engine: Engine, image: Image.Image, config: GridConfig, progress:
     yield from engine.index_progressive(image, config, progress=progress, schedule=schedule)
 
 
-class Backend:
+class Backend(Offers):
     """Process-level loader and caches. Thread-safe; never copied into sessions.
 
     Args:
@@ -100,36 +92,6 @@ class Backend:
         """Run another model call (a phrase's text forward, a stochastic map) under the GPU decorator."""
         return self._device_fn(fn, *args, **kwargs)
 
-    # ---- choices ------------------------------------------------------------------------------
-    def _large_model(self, key: str) -> bool:
-        return key != self.default_model and key.startswith(LARGE_MODEL_PREFIXES)
-
-    def model_choices(self) -> list[tuple[str, str]]:
-        """(label, key) pairs for the model selector: the curated list, the default, test-tiny if useful."""
-        keys = [k for k in list_models() if k != OFFLINE_MODEL and (self.allow_large or not self._large_model(k))]
-        if self.default_model not in keys:
-            keys.insert(0, self.default_model)
-        if self.startup_error or self.default_model == OFFLINE_MODEL:
-            keys.append(OFFLINE_MODEL)
-        return [(f"{k} · {MODELS[k].description}" if k in MODELS else k, k) for k in dict.fromkeys(keys)]
-
-    def vocabulary_choices(self) -> list[str]:
-        """Vocabularies the user may switch to (only these: a client must not name arbitrary files)."""
-        offered = [v for v in VOCABULARIES if self.allow_large or v not in LARGE_VOCABULARIES]
-        return list(dict.fromkeys([self.default_vocabulary, *self._given, *offered]))
-
-    def _check(self, model: str | None, vocabulary: str | None) -> tuple[str, str]:
-        model, vocabulary = model or self.default_model, vocabulary or self.default_vocabulary
-        if model not in {k for _, k in self.model_choices()}:
-            hint = " (large models need the server flag --allow-large)" if self._large_model(str(model)) else ""
-            raise NotOfferedError(f"model {str(model)[:80]!r} is not offered by this app{hint}; choose one of "
-                                  + ", ".join(k for _, k in self.model_choices()))
-        if vocabulary not in self.vocabulary_choices():
-            hint = " (it needs the server flag --allow-large)" if vocabulary in LARGE_VOCABULARIES else ""
-            raise NotOfferedError(f"vocabulary {str(vocabulary)[:80]!r} is not offered{hint}; choose one of "
-                             + ", ".join(self.vocabulary_choices()))
-        return model, vocabulary
-
     # ---- loading ------------------------------------------------------------------------------
     def preload(self, progress: Progress | None = None) -> bool:
         """Load the default engine at startup; on failure keep serving and remember why."""
@@ -137,7 +99,9 @@ class Backend:
             self.engine(None, None, progress)
         except Exception as exc:  # noqa: BLE001 - any failure must leave the app up, with the message shown
             self.startup_error = public(f"{type(exc).__name__}: {exc}")
-            _log.error("could not load %s over %s: %s", self.default_model, self.default_vocabulary, exc)
+            # A user error says its fix; anything else is a bug and the log keeps its traceback.
+            _log.error("could not load %s over %s: %s", self.default_model, self.default_vocabulary, exc,
+                       exc_info=not isinstance(exc, UserError))
             return False
         self.startup_error = None
         return True

@@ -81,6 +81,9 @@ def item_maps(backend: Backend, entry: Entry, items: list[str],
 
 
 def region_name(entry: Entry) -> str:
+    """What an entry's maps cover: the whole picture, its centre strip (beyond the aspect bound), the square."""
+    if entry.index.crop.trimmed:
+        return f"centre {entry.index.config.max_aspect:g}:1 strip of the picture"
     return "whole picture" if entry.key[4] else "centre square (the paper)"
 
 

@@ -8,7 +8,6 @@ running job stop at its next forward.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -19,7 +18,6 @@ from convis.app.session import METHODS, REGIONS, Session, Superseded
 from convis.app.uploads import Uploads
 from convis.app.views import render_view
 from convis.config import StochasticConfig
-from convis.image import load_image
 
 
 class Methods(Uploads):
@@ -114,31 +112,24 @@ class Methods(Uploads):
                                   f"{maps.region_name(entry)}, {config.iterations} sequential CLIP forwards "
                                   f"in {took:.1f} s.")
 
-    def set_region(self, region: str, session: Session, progress: gr.Progress = gr.Progress()) -> tuple:
-        """Whole picture or centre square: re-index the current image (once per region, then cached).
+    def set_region(self, region: str, session: Session, progress: gr.Progress = gr.Progress()):
+        """Whole picture or centre square: re-index the current image (once per region, then cached),
+        stage by stage as an upload is.
 
-        Returns (session, map, status, top concepts, tree, info).
+        Yields (session, map, status, top concepts, tree, info).
         """
         if region not in REGIONS:
             raise gr.Error(f"unknown region {region!r}; use one of {', '.join(REGIONS)}")
         skip = (gr.skip(),) * 4
         if REGIONS[region] == session.whole:
-            return (session, gr.skip(), *skip)
+            yield (session, gr.skip(), *skip)
+            return
         session.whole = REGIONS[region]
         session.job += 1
         if session.image_path is None:
-            return session, gr.skip(), f"Maps will cover the {region.lower()}.", *skip[:3]
-        name = Path(session.image_path).name
-        try:
-            image = load_image(Path(session.image_path).read_bytes())
-            entry = self.ensure_index(image, name, session, progress, session.latest_upload)
-        except Superseded:
-            return (session, gr.skip(), *skip)
-        except USER_ERRORS as exc:
-            status = problem(f"Could not index the {region.lower()} of {name}", exc)
-            return session, gr.skip(), status, *skip[:3]
-        session.remember(entry)
-        picture, status, top, tree, info = self.after_index(session, entry)
-        if session.phrase:  # the phrase stays shown, with its panel
-            info = gr.skip()
-        return session, picture, status, top, gr.skip() if tree is None else tree, info
+            yield session, gr.skip(), f"Maps will cover the {region.lower()}.", *skip[:3]
+            return
+        for picture, status, top, tree, info in self.reindex(session, progress):
+            if session.phrase:  # the phrase stays shown, with its panel
+                info = gr.skip()
+            yield session, picture, status, top, gr.skip() if tree is None else tree, info

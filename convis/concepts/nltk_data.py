@@ -8,10 +8,12 @@ the only module that imports nltk, and only inside functions.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import os
 import shutil
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,19 @@ def _install_debian(src: Path, nltk_data: Path) -> bool:
     return True
 
 
+def _copy_debian(src: Path, nltk_data: Path) -> Path | None:
+    """The folder holding a copy of Debian's WordNet: the cache, or, when the cache cannot be
+    written (read-only, full), a private temporary folder for this process, with a warning."""
+    try:
+        return nltk_data if _install_debian(src, nltk_data) else None
+    except OSError as e:
+        spare = Path(tempfile.mkdtemp(prefix="convis-nltk-"))
+        atexit.register(shutil.rmtree, spare, True)
+        _log.warning("could not copy WordNet into the cache %s (%s); using a copy in %s for this process",
+                     nltk_data, e, spare)
+        return spare if _install_debian(src, spare) else None
+
+
 def _find_nltk_wordnet() -> Any | None:
     import nltk
 
@@ -77,15 +92,15 @@ def wordnet_reader() -> Any:
     root, nltk_data = _find_nltk_wordnet(), cache_root() / "nltk_data"
     debian = Path(os.environ.get("CONVIS_WORDNET_DIR") or "/usr/share/wordnet")
     wn_dir = nltk_data / "corpora" / "wordnet"
-    routes = (  # each returns True when it left a WordNet under nltk_data
-        lambda: (wn_dir / "lexnames").is_file() or wn_dir.with_suffix(".zip").is_file(),  # earlier run
-        lambda: _install_debian(debian, nltk_data),
-        lambda: not offline() and _download(nltk_data),
+    routes = (  # each returns the nltk data folder it left a WordNet in, or None
+        lambda: nltk_data if (wn_dir / "lexnames").is_file() or wn_dir.with_suffix(".zip").is_file() else None,
+        lambda: _copy_debian(debian, nltk_data),
+        lambda: nltk_data if not offline() and _download(nltk_data) else None,
     )
     for route in routes:
-        if root is None and route():
-            if str(nltk_data) not in nltk.data.path:
-                nltk.data.path.insert(0, str(nltk_data))
+        if root is None and (folder := route()) is not None:
+            if str(folder) not in nltk.data.path:
+                nltk.data.path.insert(0, str(folder))
             root = _find_nltk_wordnet()
     if root is None:
         raise WordNetUnavailableError(
