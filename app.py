@@ -38,6 +38,8 @@ from convis.app.methods import Methods
 from convis.app.queue_guard import one_job_per_session
 from convis.app.uploads import Uploads
 from convis.cli.flags import add_engine_args
+from convis.config import env_flag
+from convis.errors import UserError
 
 QUEUE_SIZE = 64  # jobs waiting in the whole app; more get "queue full" at once
 EXAMPLES = [str(p) for p in sorted((Path(__file__).resolve().parent / "assets" / "examples").glob("*.jpg"))]
@@ -136,8 +138,8 @@ def create_demo(backend: Backend, examples: Sequence[str] = EXAMPLES, title: str
 
 def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, share: bool | None = None,
            mcp: bool | None = None, **kwargs: Any) -> Any:
-    """`demo.launch` with the app's CSS and limits. share=None honours GRADIO_SHARE; mcp=True also
-    serves the public endpoints as MCP tools at /gradio_api/mcp/ (None honours GRADIO_MCP_SERVER)."""
+    """`demo.launch` with the app's CSS and limits (`main` reads GRADIO_SHARE with `env_flag`); mcp=True
+    also serves the public endpoints as MCP tools at /gradio_api/mcp/ (None honours GRADIO_MCP_SERVER)."""
     return demo.launch(server_name=host, server_port=port, share=share, css=CSS, max_file_size="32mb",
                        state_session_capacity=512, footer_links=["api", "gradio"], mcp_server=mcp, **kwargs)
 
@@ -148,14 +150,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add_engine_args(p)
     p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1 or GRADIO_SERVER_NAME)")
     p.add_argument("--port", type=int, default=None, help="port (default 7860 or GRADIO_SERVER_PORT)")
-    p.add_argument("--share", action="store_true", help="also open a public link (or GRADIO_SHARE=true)")
-    p.add_argument("--allow-large", action="store_true", default=os.environ.get("CONVIS_ALLOW_LARGE") == "1",
+    try:
+        share, large, mcp = env_flag("GRADIO_SHARE"), env_flag("CONVIS_ALLOW_LARGE"), env_flag("CONVIS_MCP")
+    except UserError as exc:
+        p.error(str(exc))
+    p.add_argument("--share", action="store_true", default=share,
+                   help="also open a public link (or GRADIO_SHARE=true)")
+    p.add_argument("--allow-large", action="store_true", default=large,
                    help="also offer the nouns vocabulary and ViT-L models (or CONVIS_ALLOW_LARGE=1); off by "
                         "default: a public server must hold what any visitor can load")
     p.add_argument("--index-mib", type=int, default=int(os.environ.get("CONVIS_INDEX_MIB", 1024)),
                    help="memory for cached image indexes, shared by all users, MiB (default 1024)")
     p.add_argument("--queue-size", type=int, default=QUEUE_SIZE, help="jobs that may wait in the queue")
-    p.add_argument("--mcp", action="store_true", default=os.environ.get("CONVIS_MCP") == "1",
+    p.add_argument("--mcp", action="store_true", default=mcp,
                    help="also serve /search, /explain, /explain_text and /top_concepts as MCP tools at "
                         "/gradio_api/mcp/ (or CONVIS_MCP=1; needs the mcp package)")
     return p.parse_args(argv)
@@ -172,8 +179,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                       precision=args.precision, gpu=gpu, allow_large=args.allow_large,
                       max_index_bytes=args.index_mib << 20)
     backend.warm_up()  # the page is served at once and says what is loading; the first visitor waits less
-    launch(create_demo(backend, queue_size=args.queue_size), host=args.host, port=args.port,
-           share=True if args.share else None, mcp=True if args.mcp else None)
+    launch(create_demo(backend, queue_size=args.queue_size), host=args.host, port=args.port, share=args.share,
+           mcp=True if args.mcp else None)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Frozen settings of the ConVis map variants. Defaults follow the paper (Algorithm 1)."""
+"""Frozen settings of the ConVis map variants (defaults follow the paper, Algorithm 1), the cache root
+and the one reader of yes/no environment variables."""
 
 from __future__ import annotations
 
@@ -7,7 +8,33 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from convis.errors import UserError
+
 Progress = Callable[[int, int], None]  # (done, total) callback of long work: windows, texts, images
+_YES, _NO = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")  # huggingface_hub's yes, and no
+
+
+def env_flag(name: str, default: bool = False) -> bool:
+    """The one reader of yes/no environment variables (CONVIS_ALLOW_LARGE, GRADIO_SHARE, ...).
+
+    1/true/yes/on and 0/false/no/off in any case; unset gives `default`, empty gives False.
+
+    Raises:
+        UserError: any other value (a typo must not silently mean "no").
+    """
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    if value.strip().lower() in _YES:
+        return True
+    if value.strip().lower() in _NO:
+        return False
+    raise UserError(f"{name}={value[:40]!r} is not a yes/no value; use 1, true, yes or on (or 0, false, no, off)")
+
+
+def offline() -> bool:
+    """The one definition of "do not use the network": CONVIS_OFFLINE or HF_HUB_OFFLINE is set."""
+    return env_flag("CONVIS_OFFLINE") or env_flag("HF_HUB_OFFLINE")
 
 
 def cache_root() -> Path:
@@ -31,7 +58,7 @@ class GridConfig:
     # Whole picture (not the paper's): the short side is resized to image_size and the windows
     # cover the whole rectangle, so maps have the photo's aspect ratio. A square is the paper's map.
     whole: bool = False
-    max_aspect: float = 4.0  # whole picture: refuse longer/shorter side beyond this (cost grows with it)
+    max_aspect: float = 4.0  # whole picture: beyond this long/short ratio, its centre strip of it is mapped
 
     @property
     def padded_size(self) -> int:

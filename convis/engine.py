@@ -22,11 +22,33 @@ from convis.index.progressive import DEFAULT_SCHEDULE, Stage
 from convis.clip.text import encode_texts_bucketed
 from convis.concepts.wordnet import load_hierarchy
 
-MAX_TEXT_CHARS = 1000  # a phrase is cut here before tokenising (the tokenizer then cuts to the context)
+# The one length limit of a text a user gives: a phrase (CLIP reads 77 tokens, ~200 characters, and
+# cuts the rest), a concept name or a search query (WordNet's longest lemma has 70 characters).
+MAX_TEXT = 200
 
 
 class EmptyPhraseError(UserError, ValueError):
     """A free-text phrase with no words in it."""
+
+
+class PhraseTooLongError(UserError, ValueError):
+    """A free-text phrase over `MAX_TEXT` characters."""
+
+
+def clean_phrase(text: str) -> str:
+    """A free-text phrase with its whitespace collapsed, checked once for every caller.
+
+    Raises:
+        EmptyPhraseError: no words in it.
+        PhraseTooLongError: more than `MAX_TEXT` characters.
+    """
+    text = " ".join(str(text).split())
+    if not text:
+        raise EmptyPhraseError("the phrase is empty; type a few words, e.g. 'a red sports car'")
+    if len(text) > MAX_TEXT:
+        raise PhraseTooLongError(f"the phrase is {len(text):,} characters long; the limit is {MAX_TEXT} "
+                                 "(CLIP reads about that much): shorten it")
+    return text
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,15 +126,12 @@ class Engine:
     def encode_text(self, text: str) -> torch.Tensor:
         """(D,) float32 unit embedding of a phrase, by the same text forward as the bank.
 
-        The text is cut to `MAX_TEXT_CHARS` characters, then the tokenizer truncates it to the
-        model's context (77 tokens for CLIP).
+        The tokenizer truncates the phrase to the model's context (77 tokens for CLIP).
 
         Raises:
-            EmptyPhraseError: the phrase is empty.
+            EmptyPhraseError, PhraseTooLongError: see `clean_phrase`.
         """
-        text = " ".join(str(text).split())[:MAX_TEXT_CHARS]
-        if not text:
-            raise EmptyPhraseError("the phrase is empty; type a few words, e.g. 'a red sports car'")
+        text = clean_phrase(text)
         if (hit := self._texts.get(text)) is None:
             hit = self._texts[text] = encode_texts_bucketed([text], self.clip)[0]
         return hit

@@ -22,13 +22,15 @@ class CropBox:
     """Where the region the maps describe lies in the original image, in its pixels.
 
     The paper's centre square has `height` None (= `side`). A whole-picture index covers the
-    whole image: `side` is then its width and `height` its height.
+    whole image: `side` is then its width and `height` its height; beyond the aspect bound only
+    its centre strip (`trimmed`).
     """
 
     x0: int
     y0: int
     side: int  # width (= height for a square)
     height: int | None = None
+    trimmed: bool = False  # whole picture longer than its aspect bound: the centre strip of it
 
     @property
     def width(self) -> int:
@@ -69,24 +71,33 @@ def whole_size(width: int, height: int, short: int = 224) -> tuple[int, int]:
     return (short, short) if width == height else (max(1, round(width * scale)), max(1, round(height * scale)))
 
 
-def prepare_whole(image: Image.Image, short: int = 224, max_aspect: float = 4.0) -> tuple[np.ndarray, CropBox]:
-    """Resize a whole RGB image (bicubic) so its short side is `short`; nothing is cropped.
+def whole_box(width: int, height: int, max_aspect: float = 4.0) -> CropBox:
+    """The region a whole-picture map covers: all of the image, or, when its long side is more than
+    `max_aspect` times the short one (the window count grows with the ratio), the centre strip of
+    that ratio (`trimmed`), the long side trimmed symmetrically like the paper's centre square."""
+    if max(width, height) <= max_aspect * min(width, height):
+        return CropBox(0, 0, width, None if width == height else height)
+    if width > height:
+        side = int(max_aspect * height)
+        return CropBox((width - side) // 2, 0, side, height, trimmed=True)
+    tall = int(max_aspect * width)
+    return CropBox(0, (height - tall) // 2, width, tall, trimmed=True)
 
-    A square image gives exactly `prepare_image`'s pixels.
+
+def prepare_whole(image: Image.Image, short: int = 224, max_aspect: float = 4.0) -> tuple[np.ndarray, CropBox]:
+    """Resize the whole RGB image (bicubic) so its short side is `short` (see `whole_box` for a
+    picture beyond `max_aspect`: its centre strip). A square image gives `prepare_image`'s pixels.
 
     Returns:
-        The (h, w, 3) uint8 image and the region it covers in the original (all of it).
-
-    Raises:
-        ValueError: the long side is more than `max_aspect` times the short one.
+        The (h, w, 3) uint8 image and the region it covers in the original.
     """
-    w, h = image.size
-    if max(w, h) > max_aspect * min(w, h):
-        raise ValueError(f"the image is {w} x {h}, more than {max_aspect:g}:1; the whole-picture map is "
-                         "bounded to that ratio: crop the image or map the centre square instead")
-    size = whole_size(w, h, short)
-    pixels = image.convert("RGB").resize(size, Image.Resampling.BICUBIC)
-    return np.asarray(pixels, dtype=np.uint8).copy(), CropBox(0, 0, w, None if w == h else h)
+    crop = whole_box(*image.size, max_aspect)
+    h, w = crop.shape
+    region = image.convert("RGB")
+    if crop.trimmed:
+        region = region.crop(crop.box)
+    pixels = region.resize(whole_size(w, h, short), Image.Resampling.BICUBIC)
+    return np.asarray(pixels, dtype=np.uint8).copy(), crop
 
 
 def map_shape(region: tuple[int, int], grid: tuple[int, int], size: int | tuple[int, int] | None) -> tuple[int, int]:

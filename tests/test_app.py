@@ -16,6 +16,7 @@ import pytest
 from conftest import load_app
 from PIL import Image
 
+from convis import saliency as convis_sal
 from convis.app import Backend, Session
 from convis.app.endpoints import Endpoints
 from convis.app.handlers import Handlers
@@ -78,9 +79,23 @@ def test_parse_args_and_main_launch(monkeypatch, toy_backend):
     seen = {}
     monkeypatch.setattr(app, "Backend", lambda *a, **k: toy_backend)
     monkeypatch.setattr(app, "launch", lambda demo, **kw: seen.update(kw, demo=demo))
+    monkeypatch.delenv("GRADIO_SHARE", raising=False)
     app.main(["--model", "test-tiny", "--host", "127.0.0.1"])
-    assert seen["share"] is None, "without --share, Gradio decides (GRADIO_SHARE)"
+    assert seen["share"] is False, "no --share, no GRADIO_SHARE: no public link"
     assert seen["host"] == "127.0.0.1" and isinstance(seen["demo"], gr.Blocks)
+
+
+@pytest.mark.parametrize("value,share", [("yes", True), ("TRUE", True), ("1", True), ("off", False), ("", False)])
+def test_boolean_environment_flags_are_read_by_one_parser(monkeypatch, capsys, value, share):
+    app = load_app()
+    monkeypatch.setenv("GRADIO_SHARE", value)
+    monkeypatch.setenv("CONVIS_ALLOW_LARGE", value)
+    args = app.parse_args([])
+    assert (args.share, args.allow_large) == (share, share)
+    monkeypatch.setenv("CONVIS_ALLOW_LARGE", "maybe")
+    with pytest.raises(SystemExit):
+        app.parse_args([])
+    assert "CONVIS_ALLOW_LARGE='maybe' is not a yes/no value" in capsys.readouterr().err
 
 
 def test_unloadable_model_leaves_the_app_up_with_the_fix(toy_backend):
@@ -98,7 +113,7 @@ def test_switching_to_an_unavailable_model_keeps_the_session(indexed):
     session, uploads, _ = indexed
     before = session.current
     with pytest.warns(UserWarning, match="HF_HUB_OFFLINE"):
-        out = uploads.switch_engine("ViT-B-32/openai", "toy", session, noop)
+        out = last(uploads.switch_engine("ViT-B-32/openai", "toy", session, noop))
     assert out[1] == "test-tiny/none" and out[2] == "toy", "the selectors go back"
     assert "Could not switch" in out[5] and session.current == before
     assert session.model in ("", "test-tiny/none")
@@ -114,7 +129,7 @@ def test_switching_vocabulary_resets_the_tree_and_reindexes(toy_backend):
     uploads.mark_upload(CAT, session)
     last(uploads.index_image(CAT, session, noop))
     session.synset = "feline.n.01"  # not in "mini": the selection must go
-    _, _, _, tree, picture, status, top, _ = uploads.switch_engine("test-tiny/none", "mini", session, noop)
+    _, _, _, tree, picture, status, top, _ = last(uploads.switch_engine("test-tiny/none", "mini", session, noop))
     assert tree["vocabulary"] == "mini" and session.entry.key[2] == "mini"
     assert session.synset in small.ids and isinstance(picture, np.ndarray) and "indexed" in status
 
@@ -238,7 +253,7 @@ def test_a_newer_upload_stops_the_running_index(toy_backend):
     assert last(uploads.index_image("first.jpg", session, noop))[1:] == (gr.skip(),) * 6
     image = Image.fromarray(np.full((64, 64, 3), 7, np.uint8))
     with pytest.raises(Superseded):
-        uploads.ensure_index(image, "first.jpg", session, noop, "first.jpg")
+        list(uploads.stages(image, "first.jpg", session, noop, "first.jpg"))
 
 
 def test_api_endpoints(toy_backend):
@@ -277,7 +292,7 @@ def test_a_phrase_is_mapped_joins_compare_and_exports(indexed):
     assert session.phrase is None and session.item == "cat.n.01"
 
 
-def test_stochastic_map_shows_progress_and_stops_when_asked(indexed):
+def test_stochastic_map_shows_progress_and_stops_when_asked(indexed, monkeypatch):
     session, _, handlers = indexed
     methods = Methods(handlers.b)
     handlers.select_node(session, event("feline.n.01"))
@@ -287,15 +302,32 @@ def test_stochastic_map_shows_progress_and_stops_when_asked(indexed):
     assert isinstance(request, int) and caption["label"].startswith("Grid map")
     handlers.set_view(session, "Heatmap", "jet", 0.5, 10, False, 0.5)
     assert methods.extras(session)[2] == gr.skip(), "a display change does not restart a pending job"
-    seen = []
+    seen, scored = [], []
+    real = convis_sal.stochastic_map
+
+    def recording(score_box, *args, **kwargs):  # the (box, score) pairs the app's run draws
+        return real(lambda box: scored.append((box, score_box(box))) or scored[-1][1], *args, **kwargs)
+
+    monkeypatch.setattr(convis_sal, "stochastic_map", recording)
     _, picture, status = methods.run_stochastic(session, lambda p, **kw: seen.append(p))
     assert seen[-1] == (600, 600) and len(seen) == 600, "one progress step per sequential forward"
     assert picture["label"] == "Stochastic map of the whole picture"
     assert "600 sequential CLIP forwards" in status
     entry = session.entry
-    engine = handlers.b.engine(entry.key[1], entry.key[2])
-    expected = engine.stochastic(entry.index, "feline.n.01")  # the same run, outside the app
-    np.testing.assert_array_equal(session.stochastic[(entry.key, "feline.n.01")], expected)
+    # Expected: the reference's accumulation written out here from the drawn boxes and scores
+    # (A[box] *= 1 + 0.002 * score; A added into the map and reset every 100 draws; 300 draws of
+    # 128 px, then 300 of 64 px; the map is the picture's part inside the 128 px border, min-max).
+    h, w = entry.index.grid_shape
+    acc, total = np.ones((h + 256, w + 256)), np.zeros((h + 256, w + 256))
+    for i, ((x0, y0, x1, y1), score) in enumerate(scored):
+        assert x1 - x0 == y1 - y0 == (128 if i < 300 else 64) and -1 <= score <= 1
+        acc[y0:y1, x0:x1] *= 1 + 0.002 * score
+        if i % 100 == 99:
+            total, acc = total + acc, np.ones_like(acc)
+    inner = total[128:128 + h, 128:128 + w]
+    expected = (inner - inner.min()) / (inner.max() - inner.min())
+    assert len(scored) == 600
+    np.testing.assert_allclose(handlers.b.kept_map(entry.key, "feline.n.01"), expected, atol=1e-5)
     assert "stochastic map of the whole picture" in handlers.select_node(session, event("feline.n.01"))[3]
     # Stop: the running job ends at its next forward and keeps nothing.
     handlers.select_node(session, event("cat.n.01"))
@@ -310,7 +342,7 @@ def test_stochastic_map_shows_progress_and_stops_when_asked(indexed):
             said.extend(methods.stop(session))
 
     assert methods.run_stochastic(session, stop_at_50)[1:] == (gr.skip(), gr.skip())
-    assert len(calls) == 50 and (entry.key, "cat.n.01") not in session.stochastic
+    assert len(calls) == 50 and handlers.b.kept_map(entry.key, "cat.n.01") is None and session.pending is None
     assert said[0].startswith("Stopped") and said[1]["label"].endswith("the stochastic map was stopped")
     assert methods.stop(session)[0].startswith("Nothing to stop")
 
@@ -332,10 +364,10 @@ def test_centre_square_is_one_click_away(indexed):
     session, _, handlers = indexed
     methods = Methods(handlers.b)
     whole = session.current
-    _, picture, status, *_ = methods.set_region("Centre square (the paper)", session, noop)
+    _, picture, status, *_ = last(methods.set_region("Centre square (the paper)", session, noop))
     assert session.entry.key[4] is False and "centre square" in status
     assert picture.shape == (512, 512, 3) and session.entry.index.crop.box == (75, 0, 375, 300)
-    _, picture, status, *_ = methods.set_region("Whole picture", session, noop)
+    _, picture, status, *_ = last(methods.set_region("Whole picture", session, noop))
     assert session.current == whole and picture.shape[1] > picture.shape[0]
 
 

@@ -55,6 +55,20 @@ def test_unknown_concept_fails_fast_with_a_suggestion(tmp_path, capsys):
     assert not (tmp_path / "x.png").exists()
 
 
+def test_whole_picture_of_a_panorama_maps_its_centre_strip_and_says_so(tmp_path, capsys):
+    pano = tmp_path / "pano.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (100, 500, 3), np.uint8)).save(pano)  # 5:1
+    out, npy = tmp_path / "p.png", tmp_path / "p.npy"
+    code = main(["explain", str(pano), "--concept", "dog.n.01", "--model", "test-tiny", "--whole", "--json",
+                 "--out", str(out), "--npy", str(npy)])
+    captured = capsys.readouterr()
+    assert code == 0 and "Traceback" not in captured.err
+    assert "longer than 4:1" in captured.err and "centre strip (50, 0, 450, 100)" in captured.err
+    summary = json.loads(captured.out)
+    assert summary["crop"] == [50, 0, 450, 100] and summary["trimmed"] is True  # 400 x 100: 4:1
+    assert np.load(npy).shape == (224, 896) and Image.open(out).size == (400, 100)
+
+
 def test_broken_image_is_a_clear_error(tmp_path, capsys):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not an image")

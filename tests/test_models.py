@@ -168,11 +168,29 @@ def test_hub_weights_offline_fail_fast(name, tag, monkeypatch, tmp_path):
     assert "test-tiny" in str(info.value) and "huggingface" in str(info.value)
 
 
+def test_convis_offline_is_the_same_offline_for_weights(monkeypatch, tmp_path):
+    """CONVIS_OFFLINE means offline for WordNet and for weights alike (one definition)."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("CONVIS_OFFLINE", "1")
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the network was probed although CONVIS_OFFLINE=1")
+
+    monkeypatch.setattr(_hub, "reachable", no_network)
+    with pytest.raises(ModelLoadError, match="cannot be reached"):
+        load_model("ViT-B-32", "laion2b_s34b_b79k", device="cpu")
+
+
 def test_unreachable_hub_fails_fast_without_offline_flag(monkeypatch, tmp_path):
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setattr(_hub, "reachable", lambda host, timeout=3.0: False)
     with pytest.raises(ModelLoadError, match="cannot be reached"):
         load_model("ViT-B-32", "laion2b_s34b_b79k", device="cpu")

@@ -142,11 +142,20 @@ def test_encode_text_is_the_banks_text_forward(engine):
     assert len(engine.nearest_concepts("a red sports car", k=3)) == 3
 
 
-def test_encode_text_bounds_long_and_refuses_empty_phrases(engine):
-    long = engine.encode_text("car " * 100_000)  # cut, then truncated to the context
-    assert torch.isfinite(long).all() and long.norm() == pytest.approx(1.0, abs=1e-5)
-    with pytest.raises(ValueError, match="empty"):
+def test_one_phrase_limit_and_one_empty_phrase_message_for_library_and_app(engine):
+    from convis.app import limits, maps
+    from convis.errors import UserError
+
+    at_limit = "a" * 198 + "  b"  # 201 typed, 200 once the whitespace is collapsed: accepted
+    assert torch.isfinite(engine.encode_text(at_limit)).all()
+    with pytest.raises(UserError, match="201 characters long; the limit is 200"):
+        engine.encode_text("c" * 201)  # refused, not silently cut (it was cut at 1,000 before)
+    assert limits.MAX_TEXT == 200, "the app bounds concept names, queries and phrases by the same limit"
+    with pytest.raises(UserError) as library:
         engine.encode_text("   ")
+    with pytest.raises(UserError) as app:
+        maps.clean_phrase(" \t ")
+    assert str(library.value) == str(app.value) == "the phrase is empty; type a few words, e.g. 'a red sports car'"
 
 
 def test_engine_text_and_raw_maps_and_stochastic_progress(engine):

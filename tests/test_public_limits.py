@@ -115,6 +115,31 @@ def test_did_you_mean_is_bounded_in_time_and_memory():
 
 
 # ---- one LRU ---------------------------------------------------------------------------------------
+def test_lru_with_a_byte_weight_keeps_the_newest_within_the_budget():
+    import copy
+
+    gone = []
+    cache = LRU(max_weight=100, weight=len, on_evict=lambda k, v: gone.append(k))
+    cache["a"], cache["b"] = "x" * 40, "y" * 50  # 90 of 100
+    assert cache.weight == 90 and gone == []
+    cache.get("a")  # a is now the most recent: b goes first
+    cache["c"] = "z" * 30  # 120 > 100
+    assert gone == ["b"] and list(cache) == ["a", "c"] and cache.weight == 70
+    cache["a"] = "x" * 10  # a new value under a key replaces its weight, evicts nothing
+    assert cache.weight == 40 and gone == ["b"]
+    cache["big"] = "w" * 500  # heavier than the budget alone: kept, everything older goes
+    assert list(cache) == ["big"] and cache.weight == 500 and gone == ["b", "c", "a"]  # a was stored last
+    both = LRU(2, max_weight=1000, weight=len)
+    both["a"], both["b"], both["c"] = "1", "2", "3"
+    assert list(both) == ["b", "c"], "the count bound holds beside the weight bound"
+    twin = copy.deepcopy(both)  # gr.State deep-copies a tab's session, caches included
+    twin["d"] = "4"
+    assert list(twin) == ["c", "d"] and list(both) == ["b", "c"]
+    with pytest.raises(ValueError, match="bound"):
+        LRU()
+
+
+
 def test_lru_evicts_least_recently_used_and_reports_it():
     gone = []
     cache = LRU(2, on_evict=lambda k, v: gone.append(k))
@@ -264,6 +289,20 @@ def test_session_loses_an_index_the_backend_dropped(tmp_path):
     assert "memory budget" in status and "upload it again" in status
 
 
+def test_stochastic_maps_count_in_the_index_budget():
+    entry = _toy_backend().index(load_image(CAT), "cat.jpg", whole=True)
+    one_map = np.zeros(entry.index.grid_shape, np.float32)  # (224, 336): 0.3 MB
+    budget = entry.nbytes + 10 * one_map.nbytes
+    backend = _toy_backend(max_index_bytes=budget)
+    entry = backend.index(load_image(CAT), "cat.jpg", whole=True)
+    for i in range(40):  # 40 maps would hold 12 MB beside the index
+        backend.keep_map(entry.key, f"concept_{i}.n.01", np.full(one_map.shape, i / 40, np.float32))
+        assert backend.held_bytes <= budget
+    assert backend.kept_map(entry.key, "concept_39.n.01")[0, 0] == np.float32(39 / 40)
+    assert backend.kept_map(entry.key, "concept_0.n.01") is None, "the oldest maps made room"
+    assert backend.cached(entry.key) is None, "the index is older than the last ten maps: it went too"
+
+
 def test_exports_are_per_session_bounded_and_cleaned(toy_backend):
     uploads, handlers, session = Uploads(toy_backend), Handlers(toy_backend), Session()
     uploads.mark_upload(CAT, session)
@@ -293,7 +332,7 @@ def test_deleted_upload_gives_a_message_without_a_server_path(tmp_path):
     list(uploads.index_image(str(path), session, noop))
     path.unlink()  # Gradio deletes uploads after an hour
     with pytest.warns(UserWarning):
-        out = uploads.switch_engine("test-tiny/none", "toy2", session, noop)
+        out = list(uploads.switch_engine("test-tiny/none", "toy2", session, noop))[-1]
     status = out[5]
     assert "mine.png is no longer on the server" in status and "upload it again" in status
     assert str(tmp_path) not in status and "Errno" not in status

@@ -83,9 +83,21 @@ def test_stochastic_map_covers_the_whole_picture():
     assert xs.max() > 352 and xs.max() < 448 + 256 - 128  # corners reach past the square's range
 
 
-def test_a_panorama_beyond_the_aspect_bound_is_refused_with_the_fix():
-    with pytest.raises(ValueError, match="centre square"):
-        index_image(Image.new("RGB", (1000, 200)), colour_encoder, BANK, HIER, SPEC, WHOLE)
+@pytest.mark.parametrize(("size", "box"), [
+    ((1000, 200), (100, 0, 900, 200)),  # 5:1: the centre 800 x 200 (4:1), 100 px off each end
+    ((201, 1000), (0, 98, 201, 902)),  # 1:5 portrait: 804 rows, (1000 - 804) // 2 = 98 off the top
+])
+def test_a_panorama_beyond_the_aspect_bound_maps_its_centre_strip(size, box):
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+    pixels, crop = prepare_whole(img)
+    assert crop.trimmed and crop.box == box
+    strip = img.crop(box)
+    expected = np.asarray(strip.resize(whole_size(*strip.size), Image.Resampling.BICUBIC))  # PIL, by hand
+    assert np.array_equal(pixels, expected)
+    index = index_image(img, colour_encoder, BANK, HIER, SPEC, WHOLE)
+    assert index.crop.box == box and index.saliency("red_thing.n.01").shape == (box[3] - box[1], box[2] - box[0])
+    assert not prepare_whole(Image.new("RGB", (800, 200)))[1].trimmed, "exactly 4:1 is the whole picture"
 
 
 @pytest.mark.wordnet

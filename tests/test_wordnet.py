@@ -142,6 +142,52 @@ def test_disk_cache_round_trip_skips_nltk(wn, monkeypatch):
     assert bigger.vocabulary != first.vocabulary and len(bigger) > len(first)
 
 
+@pytest.mark.wordnet
+@pytest.mark.parametrize("damage", ["truncated", "old format", "not gzip"])
+def test_a_damaged_hierarchy_cache_is_rebuilt_with_a_warning(wn, monkeypatch, caplog, damage):
+    """The bank's policy for the hierarchy too: an unreadable cache file is built again, not a crash."""
+    cache = TEST_CACHE / "damaged"
+    shutil.rmtree(cache, ignore_errors=True)
+    words = cache / "words.txt"
+    cache.mkdir(parents=True)
+    words.write_text("dog\ncat\n")
+    monkeypatch.setattr(cw, "wordnet_reader", lambda: wn)
+    cw._LOADED.clear()
+    first = load_hierarchy(f"wordlist:{words}", cache)
+    (file,) = (cache / "hierarchy").glob("*.json.gz")
+    good = gzip.decompress(file.read_bytes())
+    file.write_bytes({"truncated": gzip.compress(good)[:200],
+                      "old format": gzip.compress(good.replace(b'"format":1', b'"format":0')),
+                      "not gzip": b"{}"}[damage])
+    cw._LOADED.clear()
+    again = load_hierarchy(f"wordlist:{words}", cache)
+    assert again == first and "ignoring unreadable hierarchy cache" in caplog.text
+    assert Hierarchy.from_json(gzip.decompress(file.read_bytes())) == first, "the file was written anew"
+
+
+@pytest.mark.wordnet
+def test_an_unwritable_cache_serves_wordnet_and_hierarchies_from_memory(fresh_resolution, monkeypatch, caplog):
+    """A cache that cannot be written (read-only, full) costs warnings, not the service. The test
+    runs as any user: a cache below a plain file cannot be created, even by root, as on a read-only disk."""
+    blocker = TEST_CACHE / "blocker"
+    shutil.rmtree(blocker, ignore_errors=True)
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("a file where the cache folder should be")
+    cache = blocker / "cache"
+    monkeypatch.setenv("CONVIS_CACHE", str(cache))
+    monkeypatch.setenv("CONVIS_OFFLINE", "1")
+    monkeypatch.delenv("CONVIS_WORDNET_DIR", raising=False)
+    if not (DEBIAN / "data.noun").is_file():
+        pytest.skip("needs the Debian WordNet files")
+    reader = wordnet_reader()
+    assert reader.synset("dog.n.01").offset() == 2084071
+    assert "could not copy WordNet into the cache" in caplog.text
+    words = TEST_CACHE / "unwritable-words.txt"
+    words.write_text("dog\ncat\n")
+    h = load_hierarchy(f"wordlist:{words}", cache)
+    assert "dog.n.01" in h and "kept in memory only" in caplog.text
+
+
 def test_unknown_vocabulary_lists_the_choices():
     with pytest.raises(ValueError, match="'physical', 'wordlist:PATH', 'synsets:PATH', 'nouns'"):
         load_hierarchy("animals")

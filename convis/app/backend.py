@@ -2,26 +2,26 @@
 
 Engines (model + hierarchy + concept bank) load lazily, a lock per key (one tab's load never
 delays another's use of what is loaded), into a small LRU; model and bank leave memory with their
-engine. Indexes live in a byte-bounded LRU keyed by (image hash, model, vocabulary, seed, whole
-picture or centre square), shared by the UI and the API; sessions only hold weak references into it.
+engine. Indexes, and the stochastic maps drawn on them, live in one byte-bounded LRU (the
+`--index-mib` budget) keyed by (image hash, model, vocabulary, seed, whole picture or centre
+square), shared by the UI and the API; sessions only hold keys and weak references into it.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from convis.cache import LRU
+from convis.cache import LRU, nbytes
 from convis.app.entry import Entry, Key, image_hash, model_key
 from convis.app.limits import public
 from convis.app.loads import KeyedLoads
+from convis.app.offers import NotOfferedError, Offers  # noqa: F401 - NotOfferedError: re-exported
 from convis.app.warm import WarmUp, start_warm_up
 from convis.clip.bank import forget_bank, load_bank
 from convis.config import GridConfig, Progress
@@ -30,21 +30,12 @@ from convis.errors import UserError
 from convis.concepts.hierarchy import Hierarchy
 from convis.index.image_index import ImageIndex
 from convis.index.progressive import DEFAULT_SCHEDULE
-from convis.clip.models import MODELS, forget_model, list_models, load_model, parse_model
+from convis.clip.models import forget_model, load_model, parse_model
 from convis.concepts.wordnet import load_hierarchy
 
 _log = logging.getLogger(__name__)
 
-VOCABULARIES = ("physical", "nouns")
-OFFLINE_MODEL = "test-tiny/none"  # offered when the default model cannot load: the UI stays explorable
-# Offered only with `allow_large` (--allow-large): `nouns` indexes are 240 MB each, a ViT-L-14 1.7 GB.
-LARGE_VOCABULARIES = ("nouns",)
-LARGE_MODEL_PREFIXES = ("ViT-L-", "ViT-H-", "ViT-g-", "ViT-bigG-")
 Loader = Callable[..., Any]  # load_model(name, pretrained, device=...) -> Clip
-
-
-class NotOfferedError(UserError, ValueError):
-    """A model or vocabulary this app does not offer (clients may only pick from the lists)."""
 
 
 def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -58,7 +49,7 @@ def _run_index(engine: Engine, image: Image.Image, config: GridConfig, progress:
     yield from engine.index_progressive(image, config, progress=progress, schedule=schedule)
 
 
-class Backend:
+class Backend(Offers):
     """Process-level loader and caches. Thread-safe; never copied into sessions.
 
     Args:
@@ -67,7 +58,8 @@ class Backend:
         device: torch device or "auto".  seek: bank texts, "definitions" (the paper) or "lemmas".
         precision: "auto", "fp32", "fp16", "bf16" or "int8" (see `convis.clip.models.load_model`).
         max_engines: engines kept loaded at once (their models and banks go with them).
-        max_indexes, max_index_bytes: bounds of the shared index LRU.
+        max_indexes, max_index_bytes: bounds of the shared LRU of indexes and stochastic maps
+            (items, bytes); the bytes bind first on a real model.
         gpu: optional decorator (``spaces.GPU(duration=...)``) applied to the indexing call.
         display_size: side of the rendered views, in pixels.
         hierarchies: ready-made concept sets by name (e.g. a toy one in tests), offered too.
@@ -76,7 +68,7 @@ class Backend:
     """
 
     def __init__(self, model: str = "ViT-B-32/openai", vocabulary: str = "physical", *, device: str = "auto",
-                 seek: str = "definitions", precision: str = "auto", max_engines: int = 2, max_indexes: int = 32,
+                 seek: str = "definitions", precision: str = "auto", max_engines: int = 2, max_indexes: int = 256,
                  max_index_bytes: int = 1 << 30, gpu: Callable[[Callable], Callable] | None = None,
                  display_size: int = 512, hierarchies: dict[str, Hierarchy] | None = None,
                  allow_large: bool = False, loader: Loader = load_model) -> None:
@@ -89,8 +81,8 @@ class Backend:
         self._given = dict(hierarchies or {})
         self._hierarchies: dict[str, Hierarchy] = dict(self._given)  # bounded by the offered vocabularies
         self._engines: LRU[tuple[str, str], Engine] = LRU(max_engines, on_evict=self._release)
-        self._indexes: OrderedDict[Key, Entry] = OrderedDict()
-        self._index_lock = threading.Lock()  # guards `_indexes` only; held for microseconds
+        # Entries by `Key`, stochastic maps by ("stochastic", Key, synset): one byte budget for both.
+        self._memory: LRU[tuple, Any] = LRU(max_indexes, max_weight=max_index_bytes, weight=nbytes)
         self._loads = KeyedLoads()  # a lock per thing being loaded, failures remembered
         self._index_fn = gpu(_run_index) if gpu else _run_index
         self._device_fn = gpu(_call) if gpu else _call
@@ -100,36 +92,6 @@ class Backend:
         """Run another model call (a phrase's text forward, a stochastic map) under the GPU decorator."""
         return self._device_fn(fn, *args, **kwargs)
 
-    # ---- choices ------------------------------------------------------------------------------
-    def _large_model(self, key: str) -> bool:
-        return key != self.default_model and key.startswith(LARGE_MODEL_PREFIXES)
-
-    def model_choices(self) -> list[tuple[str, str]]:
-        """(label, key) pairs for the model selector: the curated list, the default, test-tiny if useful."""
-        keys = [k for k in list_models() if k != OFFLINE_MODEL and (self.allow_large or not self._large_model(k))]
-        if self.default_model not in keys:
-            keys.insert(0, self.default_model)
-        if self.startup_error or self.default_model == OFFLINE_MODEL:
-            keys.append(OFFLINE_MODEL)
-        return [(f"{k} · {MODELS[k].description}" if k in MODELS else k, k) for k in dict.fromkeys(keys)]
-
-    def vocabulary_choices(self) -> list[str]:
-        """Vocabularies the user may switch to (only these: a client must not name arbitrary files)."""
-        offered = [v for v in VOCABULARIES if self.allow_large or v not in LARGE_VOCABULARIES]
-        return list(dict.fromkeys([self.default_vocabulary, *self._given, *offered]))
-
-    def _check(self, model: str | None, vocabulary: str | None) -> tuple[str, str]:
-        model, vocabulary = model or self.default_model, vocabulary or self.default_vocabulary
-        if model not in {k for _, k in self.model_choices()}:
-            hint = " (large models need the server flag --allow-large)" if self._large_model(str(model)) else ""
-            raise NotOfferedError(f"model {str(model)[:80]!r} is not offered by this app{hint}; choose one of "
-                                  + ", ".join(k for _, k in self.model_choices()))
-        if vocabulary not in self.vocabulary_choices():
-            hint = " (it needs the server flag --allow-large)" if vocabulary in LARGE_VOCABULARIES else ""
-            raise NotOfferedError(f"vocabulary {str(vocabulary)[:80]!r} is not offered{hint}; choose one of "
-                             + ", ".join(self.vocabulary_choices()))
-        return model, vocabulary
-
     # ---- loading ------------------------------------------------------------------------------
     def preload(self, progress: Progress | None = None) -> bool:
         """Load the default engine at startup; on failure keep serving and remember why."""
@@ -137,7 +99,9 @@ class Backend:
             self.engine(None, None, progress)
         except Exception as exc:  # noqa: BLE001 - any failure must leave the app up, with the message shown
             self.startup_error = public(f"{type(exc).__name__}: {exc}")
-            _log.error("could not load %s over %s: %s", self.default_model, self.default_vocabulary, exc)
+            # A user error says its fix; anything else is a bug and the log keeps its traceback.
+            _log.error("could not load %s over %s: %s", self.default_model, self.default_vocabulary, exc,
+                       exc_info=not isinstance(exc, UserError))
             return False
         self.startup_error = None
         return True
@@ -190,11 +154,20 @@ class Backend:
     # ---- indexes ------------------------------------------------------------------------------
     def cached(self, key: Key) -> Entry | None:
         """The cached entry of a key, refreshed in the LRU, or None."""
-        with self._index_lock:
-            entry = self._indexes.get(key)
-            if entry is not None:
-                self._indexes.move_to_end(key)
-            return entry
+        return self._memory.get(key)
+
+    def keep_map(self, key: Key, synset: str, saliency: np.ndarray) -> None:
+        """Keep a stochastic map of a concept on an indexed image, within the byte budget."""
+        self._memory[("stochastic", key, synset)] = saliency
+
+    def kept_map(self, key: Key, synset: str) -> np.ndarray | None:
+        """A stochastic map kept by `keep_map` (by any session: the sampler is seeded), or None."""
+        return self._memory.get(("stochastic", key, synset))
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of the indexes and maps held now (at most `max_index_bytes`, plus the newest item)."""
+        return self._memory.weight
 
     def key(self, image: Image.Image, model: str | None = None, vocabulary: str | None = None,
             seed: int = 0, whole: bool = False) -> Key:
@@ -239,10 +212,4 @@ class Backend:
         return np.asarray(image.crop(index.crop.box).resize(size, Image.Resampling.LANCZOS).convert("RGB"))
 
     def _store(self, entry: Entry) -> None:
-        with self._index_lock:
-            self._indexes[entry.key] = entry
-            total = sum(e.nbytes for e in self._indexes.values())
-            while len(self._indexes) > 1 and (len(self._indexes) > self.max_indexes
-                                              or total > self.max_index_bytes):
-                _, old = self._indexes.popitem(last=False)
-                total -= old.nbytes
+        self._memory[entry.key] = entry  # the least recently used indexes and maps make room

@@ -13,8 +13,9 @@ from types import SimpleNamespace
 import gradio as gr
 
 from convis.app.backend import Backend
-from convis.app.limits import MAX_TEXT
+from convis.app.limits import MAX_TEXT, public
 from convis.app.maps import EXPLAIN
+from convis.app.offers import offline_models
 from convis.app.panels import info_html, top_html
 from convis.app.session import COLORMAPS, MAX_COMPARE, METHODS, REGIONS, STYLE_LABELS, Session, View
 from convis.app.widgets import ConceptLinks, ImageInput, SynsetTree, make_fetch_children, tree_value
@@ -34,8 +35,11 @@ CSS = """
 
 def _banner(backend: Backend, tree_error: str) -> None:
     problem = backend.startup_error or tree_error
-    hint = (" Meanwhile you can browse the concepts, or pick `test-tiny/none` (random weights) in the model "
-            "menu to try the interface." if backend.startup_error else "")
+    offline = ", ".join(f"`{m}`" for m in offline_models())
+    hint = (f" Meanwhile you can browse the concepts, or pick a model marked *works offline* in the menu ({offline}):"
+            " `test-tiny/none` has random weights, to try the interface; a shipped trained model such as "
+            "`synthetic-shapes` knows only its own concept set (pick it in *Concept set T* too)."
+            if backend.startup_error else "")
     gr.Markdown(f"**Could not load `{backend.default_model}` over *{backend.default_vocabulary}*.** "
                 f"{problem}{hint}" if problem else "", visible=bool(problem), elem_id="cv-banner")
 
@@ -119,7 +123,7 @@ def build_layout(backend: Backend, examples: Sequence[str]) -> SimpleNamespace:
     try:
         hierarchy, tree_error = backend.hierarchy(), ""
     except Exception as exc:  # noqa: BLE001 - the app must come up and show the problem
-        hierarchy, tree_error = None, f"{type(exc).__name__}: {exc}"
+        hierarchy, tree_error = None, public(f"{type(exc).__name__}: {exc}")  # no server path
     session = gr.State(Session(), time_to_live=SESSION_TTL_S, delete_callback=Session.close)
     gr.Markdown(HEADER)
     _banner(backend, tree_error)

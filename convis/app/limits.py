@@ -10,9 +10,9 @@ import math
 import re
 from typing import Any
 
+from convis.engine import MAX_TEXT  # the one text limit: phrases, concept names, search queries
 from convis.errors import UserError
 
-MAX_TEXT = 200  # a concept name or a search query (WordNet's longest lemma has 70 characters)
 MAX_WORD = 40  # a style, colormap or other name from a short list
 # An absolute path, not part of a URL or an "arch/tag" name: "/tmp/gradio/ab12/cat.jpg" -> "cat.jpg".
 _PATH = re.compile(r"(?<![\w:/.~-])(?:[A-Za-z]:)?(?:[/\\][^\s'\"/\\]+)+[/\\]([^\s'\"/\\]+)")

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from convis.app.limits import public
 from convis.clip.models import ModelLoadError
 from convis.concepts.wordnet import WordNetUnavailableError
+from convis.errors import UserError
 
 RETRY_S, MAX_RETRY_S = 30.0, 600.0  # back-off after a failed load: first delay, ceiling
 # Failures worth remembering: missing weights or WordNet. Anything else is a bug and propagates each time.
@@ -58,5 +59,8 @@ class KeyedLoads:
             except REMEMBERED as exc:
                 delay = min(self.max_retry_s, 2 * failed[2]) if failed else self.retry_s
                 self._failed[key] = (public(str(exc)), self._clock() + delay, delay)
-                raise
+                if isinstance(exc, UserError):
+                    raise
+                # An OSError (disk full, read-only cache) gets the same clean message as later callers.
+                raise LoadFailed(public(str(exc))) from exc
             self._failed.pop(key, None)

@@ -8,7 +8,7 @@ An item of the app is a synset name ("dog.n.01") or a free-text phrase, written 
 * Raw cosine (ablation): per window, the best window-to-gloss cosine over the subtree (a phrase:
   the window-to-phrase cosine), no rank.
 * Stochastic: the reference's sampler, sequential forwards; computed by a queued job, kept in
-  the session and shown when ready.
+  the backend's byte budget (shared: the sampler is seeded) and shown when ready.
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ import numpy as np
 from convis.app import limits
 from convis.app.backend import Backend
 from convis.app.entry import Entry
-from convis.app.session import MAX_STOCHASTIC, Session
+from convis.app.session import Session
 from convis.config import Progress, StochasticConfig
 from convis.engine import Engine
+from convis.engine import clean_phrase as engine_phrase
 from convis.concepts.hierarchy import Hierarchy
 from convis.concepts.hints import wordnet_hint as _wordnet_hint
 
 OPEN, CLOSE = "\u201c", "\u201d"
-MAX_PHRASE = 200  # characters of a phrase kept (CLIP reads 77 tokens anyway)
 _SENSE = re.compile(r"^\S+\.[nvasr]\.\d+$")
 EXPLAIN = {  # one sentence per map, shown in the app and kept in step with the README
     "grid": "Grid (ConVis, the paper): for each window, the best rank CLIP gives any concept in the "
@@ -55,11 +55,8 @@ def unquote(item: str) -> str | None:
 
 
 def clean_phrase(text: str) -> str:
-    """Whitespace collapsed; BadRequest if longer than `MAX_PHRASE` characters or empty."""
-    text = " ".join(limits.text(text, "The phrase", MAX_PHRASE).split())
-    if not text:
-        raise limits.BadRequest("the phrase is empty; type a few words, e.g. 'a red sports car'")
-    return text
+    """Text bounded at the edge (`limits.text`), then the engine's one phrase check."""
+    return engine_phrase(limits.text(text, "The phrase"))
 
 
 def looks_like_synset(text: str) -> bool:
@@ -114,17 +111,26 @@ MAPS: dict[str, Callable[..., np.ndarray]] = {
 
 
 def region_name(entry: Entry) -> str:
+    """What an entry's maps cover: the whole picture, its centre strip (beyond the aspect bound), the square."""
+    if entry.index.crop.trimmed:
+        return f"centre {entry.index.config.max_aspect:g}:1 strip of the picture"
     return "whole picture" if entry.key[4] else "centre square (the paper)"
 
 
-def describe(session: Session) -> str:
+def stochastic_of(backend: Backend, session: Session) -> np.ndarray | None:
+    """The stochastic map of the session's synset on its current image, if one is ready."""
+    entry = session.entry
+    return None if entry is None or session.synset is None else backend.kept_map(entry.key, session.synset)
+
+
+def describe(backend: Backend, session: Session) -> str:
     """Which map of which region is on screen for the session's item (computes nothing)."""
     entry = session.entry
     region = region_name(entry)
     if session.phrase:
         return f"phrase map of the {region}"
     if session.method == "stochastic":
-        if session.stochastic.get((entry.key, session.synset)) is not None:
+        if stochastic_of(backend, session) is not None:
             return f"stochastic map of the {region}"
         return f"grid map of the {region} (the stochastic map is on its way)"
     return f"grid map (ConVis) of the {region}"
@@ -136,49 +142,46 @@ def current(backend: Backend, session: Session) -> tuple[np.ndarray | None, str]
     if session.phrase:
         ready = item_maps(backend, entry, [session.item], entry.display.shape[:2])[0]
     elif session.method == "stochastic":
-        ready = session.stochastic.get((entry.key, session.synset))
-    return ready, describe(session)
+        ready = stochastic_of(backend, session)
+    return ready, describe(backend, session)
 
 
-def caption(session: Session) -> str:
+def caption(backend: Backend, session: Session) -> str:
     """The map's caption: which map of which region is on screen."""
     if session.entry is None:
         return "Map"
-    what = describe(session)
+    what = describe(backend, session)
     return what[:1].upper() + what[1:]
 
 
-def request_stochastic(session: Session) -> bool:
+def request_stochastic(backend: Backend, session: Session) -> bool:
     """Mark the selection's stochastic map as pending unless it is ready or already pending.
 
     At most one map is pending: an earlier request is forgotten (its job stops at its next forward
     once the caller bumps `session.job`). True when a new job is needed.
     """
     target = (session.entry.key, session.synset)
-    if target in session.stochastic:
+    if session.pending == target or stochastic_of(backend, session) is not None:
         return False
-    for key in [k for k, v in session.stochastic.items() if v is None]:
-        del session.stochastic[key]
-    session.stochastic[target] = None
+    session.pending = target
     return True
 
 
 def forget_pending(session: Session, entry: Entry, synset: str) -> None:
     """A stopped or superseded job leaves nothing pending behind."""
-    if session.stochastic.get((entry.key, synset), 0) is None:
-        del session.stochastic[(entry.key, synset)]
+    if session.pending == (entry.key, synset):
+        session.pending = None
 
 
-def keep_stochastic(session: Session, entry: Entry, synset: str, saliency: np.ndarray) -> None:
-    """Remember a stochastic map in the session (bounded: the oldest go first)."""
-    session.stochastic[(entry.key, synset)] = saliency
-    session.stochastic.move_to_end((entry.key, synset))
-    while len(session.stochastic) > MAX_STOCHASTIC:
-        session.stochastic.popitem(last=False)
+def keep_stochastic(backend: Backend, session: Session, entry: Entry, synset: str,
+                    saliency: np.ndarray) -> None:
+    """Keep a finished stochastic map in the backend's byte budget; it is no longer pending."""
+    backend.keep_map(entry.key, synset, saliency)
+    forget_pending(session, entry, synset)
 
 
 def wordnet_hint(h: Hierarchy, text: str) -> tuple[str, str] | None:
     """(WordNet synset, its nearest hypernym in T) for a name WordNet has but T lacks, else None."""
-    if not text.strip() or len(text) > MAX_PHRASE:
+    if not text.strip() or len(text) > limits.MAX_TEXT:
         return None
     return _wordnet_hint(text, h)

@@ -8,7 +8,6 @@ running job stop at its next forward.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -18,7 +17,6 @@ from convis.app.handlers import USER_ERRORS, problem
 from convis.app.session import METHODS, REGIONS, Session, Superseded
 from convis.app.uploads import Uploads
 from convis.app.views import render_view
-from convis.image import load_image
 
 
 class Methods(Uploads):
@@ -43,7 +41,7 @@ class Methods(Uploads):
         entry = session.entry
         if entry is None or session.item is None:
             return gr.update(visible=session.raw), gr.skip(), gr.skip()
-        caption = gr.update(label=maps.caption(session))
+        caption = gr.update(label=maps.caption(self.b, session))
         if not session.raw:
             raw: Any = gr.update(visible=False)
         else:
@@ -55,7 +53,7 @@ class Methods(Uploads):
                 picture, _ = render_view(entry, session.item, session.view, saliency)
                 raw = gr.update(visible=True, value=picture,
                                 label=f"Raw cosine (ablation) of the {maps.region_name(entry)}")
-        wanted = session.method == "stochastic" and not session.phrase and maps.request_stochastic(session)
+        wanted = session.method == "stochastic" and not session.phrase and maps.request_stochastic(self.b, session)
         if not wanted:  # not asked for, ready, or already running (a display change must not restart it)
             return raw, caption, gr.skip()
         session.job += 1  # a stochastic job of an earlier selection stops at its next forward
@@ -67,10 +65,8 @@ class Methods(Uploads):
         Returns (status, map caption update).
         """
         session.job += 1
-        pending = [k for k, v in session.stochastic.items() if v is None]
-        for key in pending:
-            del session.stochastic[key]  # nothing pending: picking the concept again starts it anew
-        if not pending or session.entry is None:
+        pending, session.pending = session.pending, None  # picking the concept again starts it anew
+        if pending is None or session.entry is None:
             return "Nothing to stop: no stochastic map is being computed.", gr.skip()
         region = maps.region_name(session.entry)
         caption = f"Grid map (ConVis) of the {region}; the stochastic map was stopped"
@@ -81,7 +77,7 @@ class Methods(Uploads):
         """The stochastic map of the selection (sequential forwards). Returns (session, map, status)."""
         entry, synset, mine = session.entry, session.synset, session.job
         if (entry is None or synset is None or session.phrase or session.method != "stochastic"
-                or session.stochastic.get((entry.key, synset)) is not None):
+                or self.b.kept_map(entry.key, synset) is not None):
             return session, gr.skip(), gr.skip()
         config = maps.STOCHASTIC
 
@@ -101,41 +97,34 @@ class Methods(Uploads):
         except USER_ERRORS as exc:
             maps.forget_pending(session, entry, synset)
             return session, gr.skip(), problem(f"Could not compute the stochastic map of {synset}", exc)
-        maps.keep_stochastic(session, entry, synset, saliency)
+        maps.keep_stochastic(self.b, session, entry, synset, saliency)
         if session.current != entry.key or session.synset != synset or session.phrase:
             return session, gr.skip(), gr.skip()  # the user moved on; the map is kept for later
         picture, _ = self._draw(session)
         took = time.perf_counter() - t0
-        picture = gr.update(value=picture, label=maps.caption(session))
+        picture = gr.update(value=picture, label=maps.caption(self.b, session))
         return session, picture, (f"`{synset}` on **{entry.name}**: stochastic map of the "
                                   f"{maps.region_name(entry)}, {config.iterations} sequential CLIP forwards "
                                   f"in {took:.1f} s.")
 
-    def set_region(self, region: str, session: Session, progress: gr.Progress = gr.Progress()) -> tuple:
-        """Whole picture or centre square: re-index the current image (once per region, then cached).
+    def set_region(self, region: str, session: Session, progress: gr.Progress = gr.Progress()):
+        """Whole picture or centre square: re-index the current image (once per region, then cached),
+        stage by stage as an upload is.
 
-        Returns (session, map, status, top concepts, tree, info).
+        Yields (session, map, status, top concepts, tree, info).
         """
         if region not in REGIONS:
             raise gr.Error(f"unknown region {region!r}; use one of {', '.join(REGIONS)}")
         skip = (gr.skip(),) * 4
         if REGIONS[region] == session.whole:
-            return (session, gr.skip(), *skip)
+            yield (session, gr.skip(), *skip)
+            return
         session.whole = REGIONS[region]
         session.job += 1
         if session.image_path is None:
-            return session, gr.skip(), f"Maps will cover the {region.lower()}.", *skip[:3]
-        name = Path(session.image_path).name
-        try:
-            image = load_image(Path(session.image_path).read_bytes())
-            entry = self.ensure_index(image, name, session, progress, session.latest_upload)
-        except Superseded:
-            return (session, gr.skip(), *skip)
-        except USER_ERRORS as exc:
-            status = problem(f"Could not index the {region.lower()} of {name}", exc)
-            return session, gr.skip(), status, *skip[:3]
-        session.remember(entry)
-        picture, status, top, tree, info = self.after_index(session, entry)
-        if session.phrase:  # the phrase stays shown, with its panel
-            info = gr.skip()
-        return session, picture, status, top, gr.skip() if tree is None else tree, info
+            yield session, gr.skip(), f"Maps will cover the {region.lower()}.", *skip[:3]
+            return
+        for picture, status, top, tree, info in self.reindex(session, progress):
+            if session.phrase:  # the phrase stays shown, with its panel
+                info = gr.skip()
+            yield session, picture, status, top, gr.skip() if tree is None else tree, info

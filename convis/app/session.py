@@ -2,8 +2,9 @@
 
 A `Session` lives in a `gr.State` with a time to live. Its initial value is deep-copied per tab,
 so it starts empty. It holds no bytes of its own: its indexes are weak references into the
-`Backend`'s byte-bounded cache (an index the backend drops is gone for the tab too), and its
-exports live in one temporary folder, bounded, removed when the tab's state is deleted.
+`Backend`'s byte-bounded cache (an index the backend drops is gone for the tab too), its
+stochastic maps live in that cache too, and its exports live in one temporary folder, bounded,
+removed when the tab's state is deleted.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ import tempfile
 import time
 import uuid
 import weakref
-from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from convis.app import limits
 from convis.app.entry import Entry, Key
+from convis.cache import LRU
 from convis.errors import UserError
 from convis.render import STYLES
 
@@ -34,7 +35,6 @@ _EXPORT_ROOT: list[Path] = []  # one private folder per process, made on the fir
 METHODS = {"Grid (ConVis)": "grid", "Stochastic (sequential, slower)": "stochastic"}
 REGIONS = {"Whole picture": True, "Centre square (the paper)": False}
 REGION_KEYS = {"whole": True, "centre": False}  # the same regions as the API and links name them
-MAX_STOCHASTIC = 4  # stochastic maps a tab keeps (by image and concept): (h, w) float32, <= 0.8 MB each
 
 
 class Superseded(Exception):
@@ -77,6 +77,10 @@ class View:
                    bool(box), limits.number(threshold, "threshold", 0, 1))
 
 
+def _remove(_name: str, folder: str) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def _export_root() -> Path:
     if not _EXPORT_ROOT:
         root = Path(tempfile.mkdtemp(prefix="convis-exports-"))  # private (0700), not a shared name
@@ -92,8 +96,9 @@ class Session:
     capacity: int = 3
     model: str = ""  # "" = the backend's default
     vocabulary: str = ""
-    # key -> (weak reference to the backend's index, weak reference to its display crop, file name)
-    entries: OrderedDict[Key, tuple[Any, Any, str]] = field(default_factory=OrderedDict)
+    # key -> (weak reference to the backend's index, weak reference to its display crop, file name);
+    # at most `capacity` (set in __post_init__)
+    entries: LRU[Key, tuple[Any, Any, str]] = field(default=None)  # type: ignore[assignment]
     current: Key | None = None
     synset: str | None = None
     compare: list[str] = field(default_factory=list)
@@ -106,9 +111,15 @@ class Session:
     raw: bool = False  # also show the raw-cosine ablation beside the map
     phrase: str | None = None  # a free-text phrase being shown instead of `synset`
     job: int = 0  # stochastic run generation: a newer request or Stop makes a running one stop
-    # (entry key, synset) -> (h, w) stochastic map, or None while its job is pending (at most one)
-    stochastic: OrderedDict[tuple, Any] = field(default_factory=OrderedDict)
+    # (entry key, synset) of the stochastic map being computed, if any (the maps: `Backend.kept_map`)
+    pending: tuple[Key, str] | None = None
     exports: str | None = None  # this tab's export folder, made on its first export
+    # export set name -> its folder; the oldest beyond `MAX_EXPORTS` are deleted from disk
+    export_sets: LRU[str, str] = field(default_factory=lambda: LRU(MAX_EXPORTS, on_evict=_remove))
+
+    def __post_init__(self) -> None:
+        if self.entries is None:
+            self.entries = LRU(self.capacity)
 
     @property
     def item(self) -> str | None:
@@ -117,11 +128,10 @@ class Session:
 
     def find(self, key: Key) -> Entry | None:
         """An entry this tab indexed before and the backend still holds, or None."""
-        held = self.entries.get(key)
+        held = self.entries.get(key)  # now the most recent
         index, display = (held[0](), held[1]()) if held else (None, None)
         if index is None or display is None:
             return None
-        self.entries.move_to_end(key)
         return Entry(key, index, display, held[2], 0.0)
 
     @property
@@ -137,10 +147,7 @@ class Session:
     def remember(self, entry: Entry) -> None:
         """Make an entry current (by weak reference); forget the least recently used beyond capacity."""
         self.entries[entry.key] = (weakref.ref(entry.index), weakref.ref(entry.display), entry.name)
-        self.entries.move_to_end(entry.key)
         self.current = entry.key
-        while len(self.entries) > self.capacity:
-            self.entries.popitem(last=False)
 
     def check_current(self, upload: str | None) -> None:
         """Raise `Superseded` if a newer upload arrived after `upload` (polled during indexing)."""
@@ -151,13 +158,10 @@ class Session:
         """A new empty folder for one export set; the oldest sets beyond `MAX_EXPORTS` are deleted."""
         if self.exports is None:
             self.exports = str(_export_root() / uuid.uuid4().hex)
-        root = Path(self.exports)
-        root.mkdir(parents=True, exist_ok=True)
-        sets = sorted(root.iterdir())  # named by creation time
-        for old in sets[: max(0, len(sets) - MAX_EXPORTS + 1)]:
-            shutil.rmtree(old, ignore_errors=True)
-        folder = root / f"{time.time_ns():020d}"
-        folder.mkdir()
+        name = f"{time.time_ns():020d}"
+        folder = Path(self.exports) / name
+        folder.mkdir(parents=True)
+        self.export_sets[name] = str(folder)  # may delete the oldest set
         return folder
 
     def close(self) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from convis.app import panels
+from convis.app import maps, panels
 from convis.app.entry import Entry
 from convis.app.handlers import USER_ERRORS, Base, problem
 from convis.app.session import Session, Superseded
@@ -55,6 +55,7 @@ class Uploads(Base):
             yield (session, *skip)
             return
         name = Path(path).name
+        progress(0.0, desc=f"Reading {name}")  # the bar shows from the moment the file lands
         try:
             image = read_upload(path)
         except ImageError as exc:
@@ -65,45 +66,65 @@ class Uploads(Base):
             # Put the last good image back: the session keeps exploring it.
             yield session, session.image_path, gr.skip(), problem(f"Could not use {name}", exc), *skip[:3]
             return
+        good, was = session.image_path, session.entry  # a new `Entry` view each time: compare keys
         session.image_path, session.failed_upload = path, None
-        was = session.entry  # a new `Entry` view each time: compare keys, not identities
         try:
-            for entry in self.ensure_stages(image, name, session, progress, path):
+            for entry in self.stages(image, name, session, progress, path):
                 if entry.complete and was is not None and was.complete and entry.key == was.key:
                     yield (session, *skip)  # the same picture again (e.g. restored after a bad upload)
                     return
-                session.remember(entry)  # a partial entry is current until the next stage replaces it
                 picture, status, top, tree, info = self.after_index(session, entry)
                 yield session, gr.skip(), picture, status, top, gr.skip() if tree is None else tree, info
         except Superseded:
+            session.image_path = good  # the last picture that indexed fine, should the newer one fail
             yield (session, *skip)
         except USER_ERRORS as exc:
             yield session, gr.skip(), gr.skip(), problem(f"Could not index {name}", exc), *skip[:3]
 
-    def ensure_stages(self, image: Image.Image, name: str, session: Session, progress: gr.Progress,
-                      upload: str | None) -> Iterator[Entry]:
-        """The session's entry for an image if it has a complete one, else the stages of a new index."""
+    def stages(self, image: Image.Image, name: str, session: Session, progress: gr.Progress,
+               upload: str | None) -> Iterator[Entry]:
+        """The one indexing path of the app (upload, engine switch, region switch): the session's
+        complete entry for the image, else a new index coarse to fine, each stage made current.
+
+        Stopped early (a newer upload, an error), the session goes back to the entry it showed: a
+        preview dies with its job, and must not pass for an index the memory budget dropped.
+        """
         model, vocabulary = session.model or None, session.vocabulary or None
+        progress(0.0, desc=f"Looking {name} up (hashing its pixels)")
         key = self.b.key(image, model, vocabulary, whole=session.whole)
         if (entry := session.find(key)) is not None and entry.complete:
+            session.remember(entry)
             yield entry
             return
+        before = session.current
         on_bank, on_windows = self._progress(name, session, progress, upload)
-        self.b.engine(model, vocabulary, on_bank)
-        progress(0.0, desc=f"Indexing {name}: a coarse preview first")
-        yield from self.b.index_stages(image, name, model, vocabulary, progress=on_windows, whole=session.whole)
+        try:
+            self.b.engine(model, vocabulary, on_bank)
+            progress(0.0, desc=f"Indexing {name}: a coarse preview first")
+            for entry in self.b.index_stages(image, name, model, vocabulary, progress=on_windows,
+                                             whole=session.whole):
+                session.remember(entry)  # a partial entry is current until the next stage replaces it
+                yield entry
+        finally:
+            shown = session.entry
+            if session.current != before and (shown is None or not shown.complete):
+                session.entries.evict(session.current)
+                session.current = before
 
-    def ensure_index(self, image: Image.Image, name: str, session: Session, progress: gr.Progress,
-                     upload: str | None) -> Entry:
-        """The session's entry for an image, from its own LRU, the process cache, or a new index."""
-        model, vocabulary = session.model or None, session.vocabulary or None
-        key = self.b.key(image, model, vocabulary, whole=session.whole)
-        if (entry := session.find(key)) is not None and entry.complete:
-            return entry
-        on_bank, on_windows = self._progress(name, session, progress, upload)
-        self.b.engine(model, vocabulary, on_bank)
-        progress(0.0, desc=f"Indexing {name}")
-        return self.b.index(image, name, model, vocabulary, progress=on_windows, whole=session.whole)
+    def reindex(self, session: Session, progress: gr.Progress) -> Iterator[tuple]:
+        """Index the session's picture again (new model, vocabulary or region), stage by stage:
+        `after_index`'s (map, status, top concepts, tree or None, info) per stage; a problem or a
+        newer upload gives one tuple of skips (with the problem's status)."""
+        name, skips = Path(session.image_path).name, (gr.skip(), gr.skip(), gr.skip(), None, gr.skip())
+        try:
+            progress(0.0, desc=f"Reading {name}")
+            image = read_upload(session.image_path)
+            for entry in self.stages(image, name, session, progress, session.latest_upload):
+                yield self.after_index(session, entry)
+        except Superseded:
+            yield skips
+        except USER_ERRORS as exc:
+            yield gr.skip(), problem(f"Could not index {name} again", exc), *skips[2:]
 
     @staticmethod
     def _progress(name: str, session: Session, progress: gr.Progress, upload: str | None) -> tuple:
@@ -132,29 +153,33 @@ class Uploads(Base):
                       "preview that sharpens as CLIP looks at more windows. Pick any concept meanwhile.")
             return picture, status, panels.top_html(h, top), tree, panels.info_html(h, session.synset)
         took = "from cache" if entry.seconds == 0 else f"in {entry.seconds:.1f} s"
-        region = "the whole picture" if entry.key[4] else "the centre square"
+        region = maps.region_name(entry)
+        trimmed = (f" The picture is longer than {entry.index.config.max_aspect:g}:1, so the maps cover its "
+                   "centre strip; crop the picture yourself to map another part." if entry.index.crop.trimmed else "")
         status = (f"**{entry.name}** indexed {took} with `{entry.key[1]}` over *{entry.key[2]}* "
-                  f"({len(h):,} concepts, {len(entry.index.boxes)} windows over {region}). "
-                  "Every concept you pick now "
-                  "is drawn from this index, without another CLIP pass.")
+                  f"({len(h):,} concepts, {len(entry.index.boxes)} windows over the {region}).{trimmed} "
+                  "Every concept you pick now is drawn from this index, without another CLIP pass.")
         return picture, status, panels.top_html(h, top), tree, panels.info_html(h, session.synset)
 
     def switch_engine(self, model: str, vocabulary: str, session: Session,
-                      progress: gr.Progress = gr.Progress()) -> tuple:
-        """Model or vocabulary changed: load it (once per process), re-index the current image.
+                      progress: gr.Progress = gr.Progress()):
+        """Model or vocabulary changed: load it (once per process), re-index the current image,
+        stage by stage as an upload is.
 
-        Returns (session, model, vocabulary, tree, map, status, top concepts, info).
+        Yields (session, model, vocabulary, tree, map, status, top concepts, info).
         """
         old = (session.model or self.b.default_model, session.vocabulary or self.b.default_vocabulary)
         if (model, vocabulary) == old:
-            return (session, *(gr.skip(),) * 7)
+            yield (session, *(gr.skip(),) * 7)
+            return
         try:
             engine = self.b.engine(model, vocabulary, lambda d, t: progress(
                 (d, t), desc=f"Encoding the glosses of {vocabulary} with {model} (once, then cached)",
                 unit="glosses"))
         except USER_ERRORS as exc:  # put the selectors back: the session keeps its working engine
-            return (session, old[0], old[1], gr.skip(), gr.skip(),
-                    problem(f"Could not switch to {model} over {vocabulary}", exc), gr.skip(), gr.skip())
+            yield (session, old[0], old[1], gr.skip(), gr.skip(),
+                   problem(f"Could not switch to {model} over {vocabulary}", exc), gr.skip(), gr.skip())
+            return
         session.model, session.vocabulary = model, vocabulary
         h = engine.hierarchy
         tree: Any = gr.skip()
@@ -164,18 +189,9 @@ class Uploads(Base):
             tree = tree_value(h, session.synset)
         status = f"Using `{model}` over *{vocabulary}* ({len(h):,} concepts)."
         if session.image_path is None:
-            return (session, gr.skip(), gr.skip(), tree, gr.skip(), status + " Upload an image.", gr.skip(),
-                    panels.info_html(h, session.synset))
-        upload = session.latest_upload
-        try:
-            image = read_upload(session.image_path)
-            entry = self.ensure_index(image, Path(session.image_path).name, session, progress, upload)
-        except Superseded:
-            return (session, gr.skip(), gr.skip(), tree, *(gr.skip(),) * 4)
-        except USER_ERRORS as exc:
-            return (session, gr.skip(), gr.skip(), tree, gr.skip(), problem("Could not re-index", exc),
-                    gr.skip(), gr.skip())
-        session.remember(entry)
-        picture, status, top, new_tree, info = self.after_index(session, entry)
-        return (session, gr.skip(), gr.skip(), tree if new_tree is None else new_tree, picture, status, top,
-                info)
+            yield (session, gr.skip(), gr.skip(), tree, gr.skip(), status + " Upload an image.", gr.skip(),
+                   panels.info_html(h, session.synset))
+            return
+        for picture, status, top, new_tree, info in self.reindex(session, progress):
+            yield (session, gr.skip(), gr.skip(), tree if new_tree is None else new_tree, picture, status, top,
+                   info)

@@ -17,6 +17,7 @@ import numpy as np
 import convis
 from convis import figure, render
 from convis.app.entry import Entry
+from convis.app.maps import region_name
 from convis.app.session import View
 from convis.boxes import map_to_box
 
@@ -54,7 +55,7 @@ def render_compare(entry: Entry, synsets: list[str], view: View,
 def settings(entry: Entry, synset: str, view: View, box: tuple[int, int, int, int] | None) -> dict[str, Any]:
     """Everything needed to reproduce a view: model, vocabulary, grid config, crop, view, box."""
     index = entry.index
-    image_hash, model, vocabulary, seed, whole = entry.key
+    image_hash, model, vocabulary, seed, _ = entry.key
     return {
         "convis_version": convis.__version__,
         "synset": synset,
@@ -63,7 +64,7 @@ def settings(entry: Entry, synset: str, view: View, box: tuple[int, int, int, in
         "vocabulary": vocabulary,
         "wordnet_version": index.hierarchy.wordnet_version,
         "image": {"name": entry.name, "pixels_sha256": image_hash},
-        "region": "whole picture" if whole else "centre square (the paper)",
+        "region": region_name(entry),
         "crop_in_image": {"x0": index.crop.x0, "y0": index.crop.y0, "height": index.crop.shape[0],
                           "width": index.crop.shape[1]},
         "grid_config": dataclasses.asdict(index.config),

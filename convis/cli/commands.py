@@ -77,6 +77,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
         phrases = torch.stack([engine.encode_text(t) for t in texts])  # (P, D)
     score = "gamma" if args.method == "gamma" else "rank"
     image, index = _index(engine, args.image, args, GridConfig(seed=args.seed, score=score, whole=args.whole))
+    if index.crop.trimmed:
+        print(f"convis: note: {image.width} x {image.height} is longer than {index.config.max_aspect:g}:1; the "
+              f"whole-picture map covers its centre strip {index.crop.box} (crop the picture to map another "
+              "part)", file=sys.stderr)
     t0 = time.perf_counter()
     maps = _explain_maps(engine, index, names, phrases, args)
     map_seconds = time.perf_counter() - t0
@@ -100,7 +104,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
         np.save(args.npy, maps if len(labels) > 1 else maps[0])
     summary = {"image": args.image, "concepts": names, "texts": texts, "out": args.out, "npy": args.npy,
                "model": index.model_id, "vocabulary": engine.hierarchy.vocabulary, "method": args.method,
-               "seed": args.seed, "whole": args.whole, "crop": index.crop.box, "map_size": maps.shape[-1],
+               "seed": args.seed, "whole": args.whole, "crop": index.crop.box, "trimmed": index.crop.trimmed,
+               "map_size": maps.shape[-1],
                "map_shape": list(maps.shape[-2:]), "windows": len(index.boxes),
                "boxes_224": [list(map(int, b)) if b else None for b in boxes], "map_seconds": map_seconds}
     print(json.dumps(summary, indent=2) if args.json else f"wrote {args.out}")

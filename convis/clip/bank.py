@@ -8,14 +8,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from torch import Tensor
 
-from convis.cache import LRU
+from convis.cache import LRU, read_cached, write_cached
 from convis.config import Progress, cache_root
 from convis.clip.models import Clip
 from convis.clip.text import encode_texts_bucketed
@@ -23,7 +22,7 @@ from convis.clip.text import encode_texts_bucketed
 _log = logging.getLogger(__name__)
 
 SEEKS = ("definitions", "lemmas")
-_BANKS: LRU[tuple[str, str], Bank] = LRU(maxsize=4)  # in-process cache: (disk key, device) -> Bank
+_BANKS: LRU[tuple[str, str], Bank] = LRU(max_items=4)  # in-process cache: (disk key, device) -> Bank
 
 
 def forget_bank(bank: Bank) -> None:
@@ -93,24 +92,14 @@ def load_bank(clip: Clip, hierarchy: Any, seek: str = "definitions", cache_dir: 
     if (key, str(clip.device)) in _BANKS:  # memory first, whatever cache_dir says
         return _BANKS[(key, str(clip.device))]
     path = (cache_dir or cache_root()) / "banks" / f"{key}.safetensors"
-    emb = None
-    if path.is_file():
-        try:
-            emb = load_file(path, device=str(clip.device))["embeddings"]
-            if emb.shape[0] != len(texts):
-                emb = None
-        except Exception as e:  # a truncated or foreign file: recompute and overwrite
-            _log.warning("ignoring unreadable bank cache %s: %s", path, e)
+    emb = read_cached(path, lambda p: load_file(p, device=str(clip.device))["embeddings"], "bank")
+    if emb is not None and emb.shape[0] != len(texts):
+        emb = None
     if emb is None:
         _log.info("encoding %d %s for %s", len(texts), seek, clip.model_id)
         emb = encode_texts_bucketed(texts, clip, batch_size, progress)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            save_file({"embeddings": emb.contiguous().cpu()}, tmp, metadata=meta)
-            os.replace(tmp, path)  # atomic: readers never see a half-written file
-        except OSError as e:
-            _log.warning("could not write bank cache %s: %s", path, e)
+        cpu = emb.contiguous().cpu()
+        write_cached(path, lambda tmp: save_file({"embeddings": cpu}, tmp, metadata=meta), "bank")
     elif progress:
         progress(len(texts), len(texts))
     bank = Bank(emb, clip.model_id, vocab, seek, version)

@@ -107,13 +107,6 @@ def weights_cached(name: str, pretrained: str, kind: str) -> tuple[bool, str]:
     return ok, host
 
 
-def offline() -> bool:
-    """HF_HUB_OFFLINE as huggingface_hub read it (tests and callers may flip the constant)."""
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE)
-
-
 def reachable(host: str, timeout: float = 3.0) -> bool:
     """TCP probe in a thread: getaddrinfo ignores socket timeouts and can hang without network."""
     ok: list[bool] = []

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from convis.clip import hub as _hub
 from convis.clip.hub import ModelChoiceError
 from convis.cache import LRU, memoize
+from convis.config import offline
 from convis.errors import UserError
 
 _log = logging.getLogger(__name__)
@@ -198,7 +199,7 @@ def load_model(name: str = "ViT-B-32", pretrained: str | None = "openai", device
 
 
 # Loaded models, most recent last. Small: a ViT-L/14 is 1.7 GB; the app evicts a model with its engine.
-_MODELS: LRU[tuple, Clip] = LRU(maxsize=3)
+_MODELS: LRU[tuple, Clip] = LRU(max_items=3)
 
 
 def forget_model(clip: Clip) -> None:
@@ -216,7 +217,7 @@ def _load(name: str, pretrained: str, kind: str, device: str, precision: str, st
     cached = False
     if kind in ("tag", "hub"):
         cached, host = _hub.weights_cached(name, pretrained, kind)
-        if not cached and (_hub.offline() or not _hub.reachable(host)):
+        if not cached and (offline() or not _hub.reachable(host)):
             raise ModelLoadError(f"cannot fetch the weights of {label}: they are not in the local cache "
                                  f"and {host} cannot be reached (offline or HF_HUB_OFFLINE=1). {_FIXES}")
     _log.info("loading %s on %s (%s)", label, device, precision)

@@ -8,15 +8,17 @@ the only module that imports nltk, and only inside functions.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import os
 import shutil
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
-from convis.config import cache_root
+from convis.config import cache_root, offline
 from convis.errors import UserError
 
 _log = logging.getLogger(__name__)
@@ -38,10 +40,6 @@ class WordNetUnavailableError(UserError, RuntimeError):
     """WordNet 3.0 could not be found or fetched."""
 
 
-def _offline() -> bool:
-    return any(os.environ.get(k, "") not in ("", "0") for k in ("HF_HUB_OFFLINE", "CONVIS_OFFLINE"))
-
-
 def _install_debian(src: Path, nltk_data: Path) -> bool:
     """Copy Debian WordNet files into an nltk data tree (nltk 3.10 refuses symlinks and /tmp)."""
     if not ((src / "data.noun").is_file() and (src / "index.sense").is_file()):
@@ -57,6 +55,19 @@ def _install_debian(src: Path, nltk_data: Path) -> bool:
         (dst / "lexnames").write_text("".join(lines))
         _log.info("copied WordNet from %s into %s", src, dst)
     return True
+
+
+def _copy_debian(src: Path, nltk_data: Path) -> Path | None:
+    """The folder holding a copy of Debian's WordNet: the cache, or, when the cache cannot be
+    written (read-only, full), a private temporary folder for this process, with a warning."""
+    try:
+        return nltk_data if _install_debian(src, nltk_data) else None
+    except OSError as e:
+        spare = Path(tempfile.mkdtemp(prefix="convis-nltk-"))
+        atexit.register(shutil.rmtree, spare, True)
+        _log.warning("could not copy WordNet into the cache %s (%s); using a copy in %s for this process",
+                     nltk_data, e, spare)
+        return spare if _install_debian(src, spare) else None
 
 
 def _find_nltk_wordnet() -> Any | None:
@@ -81,15 +92,15 @@ def wordnet_reader() -> Any:
     root, nltk_data = _find_nltk_wordnet(), cache_root() / "nltk_data"
     debian = Path(os.environ.get("CONVIS_WORDNET_DIR") or "/usr/share/wordnet")
     wn_dir = nltk_data / "corpora" / "wordnet"
-    routes = (  # each returns True when it left a WordNet under nltk_data
-        lambda: (wn_dir / "lexnames").is_file() or wn_dir.with_suffix(".zip").is_file(),  # earlier run
-        lambda: _install_debian(debian, nltk_data),
-        lambda: not _offline() and _download(nltk_data),
+    routes = (  # each returns the nltk data folder it left a WordNet in, or None
+        lambda: nltk_data if (wn_dir / "lexnames").is_file() or wn_dir.with_suffix(".zip").is_file() else None,
+        lambda: _copy_debian(debian, nltk_data),
+        lambda: nltk_data if not offline() and _download(nltk_data) else None,
     )
     for route in routes:
-        if root is None and route():
-            if str(nltk_data) not in nltk.data.path:
-                nltk.data.path.insert(0, str(nltk_data))
+        if root is None and (folder := route()) is not None:
+            if str(folder) not in nltk.data.path:
+                nltk.data.path.insert(0, str(folder))
             root = _find_nltk_wordnet()
     if root is None:
         raise WordNetUnavailableError(

@@ -12,13 +12,12 @@ import gzip
 import hashlib
 import inspect
 import logging
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from convis.cache import LRU
+from convis.cache import LRU, read_cached, write_cached
 from convis.concepts.nltk_data import WordNetUnavailableError, wordnet_reader
 from convis.config import cache_root
 from convis.errors import UserError
@@ -200,13 +199,15 @@ def build_hierarchy(vocabulary: str = "physical") -> Hierarchy:
                      [[pos[p] for p in parents[s]] for s in nodes], name, wn.get_version())
 
 
-_LOADED: LRU[tuple[str, str], Hierarchy] = LRU(maxsize=4)  # in-process cache: (cache key, cache dir)
+_LOADED: LRU[tuple[str, str], Hierarchy] = LRU(max_items=4)  # in-process cache: (cache key, cache dir)
 
 
 def load_hierarchy(vocabulary: str = "physical", cache_dir: Path | None = None) -> Hierarchy:
     """The vocabulary's hierarchy, from memory, else from `<cache>/hierarchy/`, else built.
 
-    A disk hit does not touch nltk. List files are keyed by a hash of their content.
+    A disk hit does not touch nltk. List files are keyed by a hash of their content. The disk
+    cache follows the bank's policy: an unreadable or old-format file is rebuilt (with a warning),
+    and a cache that cannot be written serves from memory (with a warning).
 
     Args:
         vocabulary: see `build_hierarchy`.
@@ -220,19 +221,21 @@ def load_hierarchy(vocabulary: str = "physical", cache_dir: Path | None = None) 
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", cache_key)
     # The WordNet version is only known after loading nltk, so match it with a glob.
     found = sorted(folder.glob(f"{glob.escape(safe)}-wn*.json.gz"), key=lambda p: p.stat().st_mtime)
-    if found:
-        with gzip.open(found[-1], "rb") as fh:
-            hier = Hierarchy.from_json(fh.read())
-        _log.info("loaded %r from %s", hier, found[-1])
-    else:
+    hier = read_cached(found[-1], _read_gz, "hierarchy") if found else None
+    if hier is None:
         hier = build_hierarchy(vocabulary)
-        folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"{safe}-wn{hier.wordnet_version}.json.gz"
-        tmp = target.with_suffix(f".{os.getpid()}.tmp")
-        with gzip.open(tmp, "wb", compresslevel=6) as fh:
-            fh.write(hier.to_json().encode("utf-8"))
-        os.replace(tmp, target)  # atomic: a concurrent reader never sees half a file
-        _log.info("built %r, cached at %s", hier, target)
+        if write_cached(target, lambda tmp: _write_gz(hier, tmp), "hierarchy"):
+            _log.info("built %r, cached at %s", hier, target)
     _LOADED[key] = hier
     return hier
 
+
+def _read_gz(path: Path) -> Hierarchy:
+    with gzip.open(path, "rb") as fh:
+        return Hierarchy.from_json(fh.read())
+
+
+def _write_gz(hier: Hierarchy, path: Path) -> None:
+    with gzip.open(path, "wb", compresslevel=6) as fh:
+        fh.write(hier.to_json().encode("utf-8"))
