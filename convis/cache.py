@@ -95,6 +95,15 @@ class LRU(Generic[K, V]):
         self.__dict__.update(state)
         self._lock = threading.Lock()
 
+    def __eq__(self, other: object) -> bool:
+        """Same bounds and the same items in the same order (a session compares by content)."""
+        if not isinstance(other, LRU):
+            return NotImplemented
+        return (self.max_items, self.max_weight, list(self._items.items())) == (
+            other.max_items, other.max_weight, list(other._items.items()))
+
+    __hash__ = None  # mutable
+
     @property
     def weight(self) -> int:
         """Total weight held now (0 without a weight function)."""

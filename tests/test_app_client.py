@@ -14,6 +14,13 @@ gradio_client = pytest.importorskip("gradio_client")
 CAT = str(Path(__file__).resolve().parents[1] / "assets" / "examples" / "cat.jpg")
 
 
+def whole_shape(path: str, short: int = 512) -> tuple[int, int, int]:
+    """The whole picture's view, by hand: short side 512, long side at most 768 (1.5 times)."""
+    w, h = Image.open(path).size  # cat.jpg: 451 x 300 -> scale min(512/300, 768/451) -> 511 x 768
+    scale = min(short / min(h, w), 1.5 * short / max(h, w))
+    return round(h * scale), round(w * scale), 3
+
+
 @pytest.fixture(scope="module")
 def client(app_server):
     return gradio_client.Client(app_server, verbose=False)
@@ -22,8 +29,8 @@ def client(app_server):
 def test_named_endpoints_are_published(client):
     api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert {"/search", "/explain", "/explain_text", "/top_concepts"} <= set(api)
-    assert [p["parameter_name"] for p in api["/explain"]["parameters"]] == ["image", "synset", "style"]
-    assert [p["parameter_name"] for p in api["/explain_text"]["parameters"]] == ["image", "text", "style"]
+    assert [p["parameter_name"] for p in api["/explain"]["parameters"]] == ["image", "synset", "style", "region", "method"]
+    assert [p["parameter_name"] for p in api["/explain_text"]["parameters"]] == ["image", "text", "style", "region", "method"]
 
 
 def test_search(client):
@@ -36,7 +43,9 @@ def test_search(client):
 def test_explain_returns_a_map_picture(client):
     path = client.predict(gradio_client.handle_file(CAT), "animal.n.01", "overlay", api_name="/explain")
     picture = np.asarray(Image.open(path))
-    assert picture.shape == (512, 512, 3)
+    assert picture.shape == whole_shape(CAT) == (511, 768, 3), "the whole picture by default, like the app"
+    centre = client.predict(gradio_client.handle_file(CAT), "animal.n.01", "overlay", "centre", api_name="/explain")
+    assert np.asarray(Image.open(centre)).shape == (512, 512, 3), "the paper's centre square on request"
     other = np.asarray(Image.open(client.predict(gradio_client.handle_file(CAT), "vehicle.n.01", "overlay",
                                                  api_name="/explain")))
     assert not np.array_equal(picture, other), "different concepts give different maps"
@@ -46,7 +55,7 @@ def test_explain_text_maps_a_phrase(client):
     path = client.predict(gradio_client.handle_file(CAT), "a red sports car", "overlay",
                           api_name="/explain_text")
     car = np.asarray(Image.open(path))
-    assert car.shape == (512, 512, 3)
+    assert car.shape == whole_shape(CAT)
     bike = np.asarray(Image.open(client.predict(gradio_client.handle_file(CAT), "a blue bicycle", "overlay",
                                                 api_name="/explain_text")))
     assert not np.array_equal(car, bike), "different phrases give different maps"

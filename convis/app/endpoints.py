@@ -105,7 +105,7 @@ class Endpoints:
             region: "whole" (the whole picture, the app's default) or "centre" (the paper's centre square).
             method: "grid" (ConVis, default), "raw" (cosine ablation) or "stochastic" (slow: 600 forwards).
         Returns:
-            A PNG of the mapped region (short side 512 px) with the map drawn on it, hot where CLIP sees it.
+            A PNG of the mapped region (short side 512 px, long side at most 768 px) with the map drawn on it, hot where CLIP sees it.
         """
         try:  # fail fast, before any CLIP forward
             name = self.b.hierarchy().resolve(limits.text(synset, "synset"))
@@ -125,7 +125,7 @@ class Endpoints:
             region: "whole" (the whole picture, the app's default) or "centre" (the paper's centre square).
             method: "grid" (default: the phrase's rank among the concepts, per window) or "raw" (its cosine).
         Returns:
-            A PNG of the mapped region (short side 512 px) with the phrase's map drawn on it.
+            A PNG of the mapped region (short side 512 px, long side at most 768 px) with the phrase's map drawn on it.
         """
         try:
             phrase = maps.clean_phrase(text)

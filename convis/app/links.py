@@ -23,6 +23,7 @@ from convis.app.session import REGION_KEYS, REGIONS, Session
 from convis.app.uploads import Uploads
 from convis.app.widgets import tree_value
 from convis.concepts.hierarchy import UnknownConceptError
+from convis.engine import EmptyPhraseError
 
 # (image sha256, model key, vocabulary, whole picture) -> the picture's index, or None.
 Finder = Callable[[str, str, str, bool], Entry | None]
@@ -91,10 +92,13 @@ def parse(query: Mapping[str, str], backend: Backend) -> dict[str, str | bool]:
     region = limits.text(query.get("region", "whole"), "the link's region", limits.MAX_WORD)
     if region not in REGION_KEYS:
         raise limits.BadRequest(f"the link's region must be one of {', '.join(REGION_KEYS)}")
-    phrase = query.get("phrase")
+    try:
+        phrase = maps.clean_phrase(query["phrase"]) if "phrase" in query else ""
+    except EmptyPhraseError as exc:  # a user error, reported like the link's other bad fields
+        raise limits.BadRequest(str(exc)) from exc
     return {"image": image, "whole": REGION_KEYS[region],
             "concept": limits.text(query.get("concept", ""), "the link's concept"),
-            "phrase": maps.clean_phrase(phrase) if phrase is not None else "",
+            "phrase": phrase,
             "model": limits.text(query.get("model", backend.default_model), "the link's model"),
             "vocabulary": limits.text(query.get("vocabulary", backend.default_vocabulary), "the link's concept set")}
 
