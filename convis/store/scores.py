@@ -13,6 +13,7 @@ import functools
 import hashlib
 import json
 import re
+import time
 import uuid
 from pathlib import Path
 
@@ -37,10 +38,13 @@ def write_segment(folder: Path, sha256s: list[str], scores: np.ndarray, meta: di
         raise ValueError(f"{len(sha256s)} images but scores of shape {scores.shape}")
     tensor = torch.from_numpy(np.ascontiguousarray(scores.T, dtype=np.float16))
     info = {"sha256": json.dumps(sha256s), **{k: json.dumps(v) for k, v in (meta or {}).items()}}
-    return write_atomic(folder / f"seg-{uuid.uuid4().hex[:16]}.safetensors", {"scores": tensor}, info)
+    # named by write time, so listing by name lists in write order (stable ranks, stable ties)
+    name = f"seg-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.safetensors"
+    return write_atomic(folder / name, {"scores": tensor}, info)
 
 
 def segments(folder: Path) -> list[Path]:
+    """A concept set's segments, oldest first."""
     return sorted(folder.glob("seg-*.safetensors"))
 
 
