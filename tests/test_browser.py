@@ -9,23 +9,15 @@ import json
 import os
 import statistics
 import time
-from pathlib import Path
 
 import pytest
+from _browser import ARGS, ARTIFACTS, CAT, CHROMIUM, map_src, sync_api, upload
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.wordnet,
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"needs Debian chromium at {CHROMIUM}"),
 ]
-sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package")
-
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "test-artifacts"
-CAT = str(ROOT / "assets" / "examples" / "cat.jpg")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 PE = "entity.n.01|physical_entity.n.01"  # tree rows are keyed by their path from the root
 MATTER = PE + "|matter.n.03"
 # In-page timer: from the click event to the `load` of the new map picture.
@@ -78,15 +70,6 @@ def expand(page, key: str) -> None:
     twisty.click()
     page.wait_for_selector(f'#cv-tree li[data-key^="{key}|"]')
     assert row(page, key).get_attribute("aria-expanded") == "true"
-
-
-def upload(page, path: str) -> None:
-    page.set_input_files("#cv-image input[type=file]", path)
-
-
-def map_src(page) -> str | None:
-    img = page.locator("#cv-map img")
-    return img.get_attribute("src") if img.count() else None
 
 
 def select(page, key: str) -> str:

@@ -13,7 +13,7 @@ import time
 
 import pytest
 from conftest import serve
-from test_browser import ARGS, ARTIFACTS, CAT, CHROMIUM, map_src, sync_api, upload
+from _browser import ARGS, ARTIFACTS, CAT, CHROMIUM, map_src, sync_api, upload
 
 from convis.clip.models import Clip
 
