@@ -29,8 +29,13 @@ def client(app_server):
 def test_named_endpoints_are_published(client):
     api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert {"/search", "/explain", "/explain_text", "/top_concepts"} <= set(api)
-    assert [p["parameter_name"] for p in api["/explain"]["parameters"]] == ["image", "synset", "style", "region", "method"]
-    assert [p["parameter_name"] for p in api["/explain_text"]["parameters"]] == ["image", "text", "style", "region", "method"]
+    assert set(api) == {"/search", "/explain", "/explain_text", "/top_concepts"}, "UI events are private"
+    names = {k: [p["parameter_name"] for p in v["parameters"]] for k, v in api.items()}
+    assert names["/explain"] == ["image", "synset", "style", "region", "method"]
+    assert names["/explain_text"] == ["image", "text", "style", "region", "method"]
+    assert names["/top_concepts"] == ["image", "k", "region"]
+    defaults = {p["parameter_name"]: p.get("parameter_default") for p in api["/explain"]["parameters"]}
+    assert defaults["region"] == "whole" and defaults["method"] == "grid", "the app's defaults"
 
 
 def test_search(client):
@@ -63,6 +68,33 @@ def test_explain_text_maps_a_phrase(client):
 
     with pytest.raises(AppError, match="phrase is empty"):
         client.predict(gradio_client.handle_file(CAT), " ", "overlay", api_name="/explain_text")
+
+
+@pytest.mark.parametrize("region, shape", [("whole", (511, 768, 3)), ("centre", (512, 512, 3))])
+def test_explain_by_region_and_method(client, monkeypatch, region, shape):
+    from convis.app import maps
+    from convis.config import StochasticConfig
+
+    # The app_server runs in this process: a short stochastic run keeps the test fast.
+    monkeypatch.setattr(maps, "STOCHASTIC", StochasticConfig(iterations=30, reset_every=10))
+    cat = gradio_client.handle_file(CAT)
+    pictures = {m: np.asarray(Image.open(client.predict(cat, "animal.n.01", "map", region, m, api_name="/explain")))
+                for m in ("grid", "raw", "stochastic")}
+    assert {p.shape for p in pictures.values()} == {shape}
+    # "map" style: the colormap alone, so three maps of the same region differ only by method.
+    assert not np.array_equal(pictures["grid"], pictures["raw"])
+    assert not np.array_equal(pictures["grid"], pictures["stochastic"])
+
+
+def test_phrase_maps_grid_and_raw(client):
+    cat = gradio_client.handle_file(CAT)
+    grid, raw = (np.asarray(Image.open(client.predict(cat, "a red sports car", "map", "centre", m,
+                                                      api_name="/explain_text"))) for m in ("grid", "raw"))
+    assert grid.shape == raw.shape == (512, 512, 3) and not np.array_equal(grid, raw)
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="stochastic map is for concepts of T"):
+        client.predict(cat, "a red sports car", "map", "centre", "stochastic", api_name="/explain_text")
 
 
 def test_top_concepts_are_ranked(client):

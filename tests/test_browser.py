@@ -260,3 +260,55 @@ def test_stop_ends_a_running_stochastic_map(page):
     caption_has(page, "#cv-map", "the stochastic map was stopped")
     time.sleep(1)
     assert "sequential CLIP forwards" not in page.locator("#cv-status").inner_text(), "it did not finish"
+
+
+LINK_BOX = "#cv-link textarea, #cv-link input"
+
+
+def test_copy_link_opens_the_same_view_in_a_new_page(browser, app_server):
+    from urllib.parse import parse_qs, urlparse
+
+    context = browser.new_context(viewport={"width": 1366, "height": 900},
+                                  permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(app_server)
+    page.wait_for_selector("#cv-tree li[role=treeitem]")
+    upload(page, CAT)
+    status_has(page, "indexed")
+    page.locator("#cv-region").get_by_text("Centre square (the paper)").click()
+    status_has(page, "centre square")
+    page.locator("#cv-search input").fill("dog.n.01")
+    page.locator("#cv-search input").press("Enter")
+    page.locator('#cv-tree li[data-id="dog.n.01"][aria-selected="true"]').first.wait_for()
+    page.wait_for_function("() => location.search.includes('concept=dog.n.01')")  # the address follows
+    page.wait_for_function("() => { const i = document.querySelector('#cv-map img');"
+                           " return i && i.complete && i.naturalWidth === i.naturalHeight }")
+    src = map_src(page)
+    page.locator("#cv-copy-link").click()
+    page.wait_for_function("s => document.querySelector(s).value.startsWith('http')", arg=LINK_BOX)
+    link = page.locator(LINK_BOX).input_value()
+    assert page.evaluate("navigator.clipboard.readText()") == link, "the link is on the clipboard"
+    query = parse_qs(urlparse(link).query)
+    assert query["concept"] == ["dog.n.01"] and query["region"] == ["centre"] and len(query["image"][0]) == 64
+    page.screenshot(path=str(ARTIFACTS / "browser-8-copy-link.png"), full_page=True)
+
+    other = context.new_page()  # a colleague opens the link
+    other.set_default_timeout(30_000)
+    other.goto(link)
+    other.wait_for_selector("#cv-tree li[role=treeitem]")
+    status_has(other, "Opened from a link")
+    other.locator('#cv-tree li[data-id="dog.n.01"][aria-selected="true"]').first.wait_for()
+    other.wait_for_function("s => { const i = document.querySelector('#cv-map img');"
+                            " return i && i.complete && i.getAttribute('src') === s }", arg=src)
+    assert other.locator("#cv-region input[value='Centre square (the paper)']").is_checked()
+    other.screenshot(path=str(ARTIFACTS / "browser-9-link-opened.png"), full_page=True)
+
+    gone = context.new_page()  # a link to a picture this server does not hold: a message, no error page
+    gone.set_default_timeout(30_000)
+    gone.goto(f"{app_server}/?image={'0' * 64}&concept=dog.n.01&region=whole")
+    gone.wait_for_selector("#cv-tree li[role=treeitem]")
+    status_has(gone, "Upload the picture again")
+    gone.locator('#cv-tree li[data-id="dog.n.01"][aria-selected="true"]').first.wait_for()
+    assert gone.locator(".toast-body.error").count() == 0
+    context.close()
