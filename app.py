@@ -5,6 +5,7 @@
     python app.py --share                  # also open a public *.gradio.live link (or GRADIO_SHARE=true)
     python app.py --allow-large            # also offer `nouns` and ViT-L models (needs ~8 GB of memory)
     python app.py --mcp                    # also serve the API as MCP tools (or CONVIS_MCP=1)
+    python app.py --store STORE            # a Dataset tab over a store made by `convis index`
 
 `create_demo(backend)` builds the UI without loading anything; `main()` parses the flags, loads
 the default model once and launches. The method is ConVis (Giulivi & Boracchi, arXiv 2405.14563).
@@ -30,34 +31,38 @@ import gradio as gr
 import convis.eval  # noqa: F401 - registers the synthetic-shapes model and vocabulary (offline demo)
 from convis.app import Backend
 from convis.app.entry import model_key
+from convis.app.dataset import DatasetView
 from convis.app.endpoints import Endpoints
 from convis.app.handlers import Handlers
 from convis.app.layout import CSS, build_layout
-from convis.app.links import COPY_LINK_JS, FOLLOW_JS, Finder, Links
+from convis.app.links import COPY_LINK_JS, FOLLOW_JS, Finder, Links, finder
 from convis.app.methods import Methods
 from convis.app.queue_guard import one_job_per_session
 from convis.app.uploads import Uploads
 from convis.cli.flags import add_engine_args
 from convis.config import env_flag
 from convis.errors import UserError
+from convis.store.store import Store
 
 QUEUE_SIZE = 64  # jobs waiting in the whole app; more get "queue full" at once
 EXAMPLES = [str(p) for p in sorted((Path(__file__).resolve().parent / "assets" / "examples").glob("*.jpg"))]
 
 
 def create_demo(backend: Backend, examples: Sequence[str] = EXAMPLES, title: str = "ConVis Explorer",
-                queue_size: int = QUEUE_SIZE, find: Finder | None = None) -> gr.Blocks:
+                queue_size: int = QUEUE_SIZE, find: Finder | None = None, store: Store | None = None) -> gr.Blocks:
     """Build the app over a backend (nothing is loaded here).
 
     One queue for all work, nobody skips it: `api_open=False` refuses `POST /gradio_api/run/...`,
     CLIP jobs run one at a time in the process and at most one waits per session (MCP tool calls
     come through the same queue). `find` looks up the picture a link names (default: the
-    backend's index cache). Only the API endpoints are public: they are also the MCP tools.
+    backend's index cache, then the store). `store`: a dataset store (`convis index`) for the
+    Dataset tab and `/dataset_search`. Only the API endpoints are public: they are also the MCP tools.
     """
     handlers, uploads, api = Handlers(backend), Uploads(backend), Endpoints(backend)
-    methods, view_links = Methods(backend), Links(backend, find)
+    dataset = DatasetView(backend, store) if store is not None else None
+    methods, view_links = Methods(backend), Links(backend, find or finder(backend, dataset and dataset.find))
     with gr.Blocks(title=title, delete_cache=(3600, 3600)) as demo:
-        c = build_layout(backend, examples)
+        c = build_layout(backend, examples, dataset.describe() if dataset else None)
         s = c.session
         ui = {"api_visibility": "private", "show_progress": "hidden"}
         # Redraws from an index: cheap, so several may run; a newer click replaces a pending one.
@@ -80,6 +85,7 @@ def create_demo(backend: Backend, examples: Sequence[str] = EXAMPLES, title: str
                                     [s, c.picture, c.status, c.top, c.tree, c.info], api_name="set_region",
                                     **model_job))
 
+        selected = len(drawn)  # from here to `controls`: a new selection (the Dataset tab follows it)
         drawn.append(c.tree.select_node(handlers.select_node, [s], [s, c.picture, c.info, c.status],
                                         api_name="select_node", **fast))
         for name, links in (("hits", c.hits), ("info", c.info), ("top", c.top)):
@@ -88,6 +94,7 @@ def create_demo(backend: Backend, examples: Sequence[str] = EXAMPLES, title: str
         c.search.change(handlers.search, [c.search, s], [c.hits], api_name="search_ui", **fast)
         drawn.append(c.search.submit(handlers.search_submit, [c.search, s],
                                      [s, c.tree, c.picture, c.info, c.status], api_name="search_go", **fast))
+        selections = drawn[selected:]
         controls = [c.style, c.cmap, c.alpha, c.exponent, c.box, c.threshold]
         drawn.append(gr.on([x.change for x in controls], handlers.set_view, [s, *controls],
                            [s, c.picture, c.grid], api_name="set_view", **fast))
@@ -96,6 +103,8 @@ def create_demo(backend: Backend, examples: Sequence[str] = EXAMPLES, title: str
         # A link opened: its view, when the server still holds the picture's index.
         restored = [s, c.model, c.vocab, c.region, c.tree, c.picture, c.info, c.top, c.status]
         drawn.append(demo.load(view_links.restore, [s], restored, api_name="restore_link", **fast))
+        if dataset is not None:
+            drawn.append(_wire_dataset(dataset, c, uploads, selections, model_job))
         for i, event in enumerate(drawn):  # the raw map beside, the map's caption, a stochastic request,
             # then the view's link for the address bar (reads the session only: no queue)
             event.then(methods.extras, [s], [c.raw_map, c.picture, c.request], api_name=f"extras_{i}", **fast
@@ -136,6 +145,27 @@ def create_demo(backend: Backend, examples: Sequence[str] = EXAMPLES, title: str
     return demo
 
 
+def _wire_dataset(d: DatasetView, c: Any, uploads: Uploads, selections: list[Any], model_job: dict) -> Any:
+    """The Dataset tab's events and `/dataset_search`; returns the gallery click (it redraws Explore)."""
+    ds, s = c.dataset, c.session
+    shown = [s, ds.gallery, ds.status, ds.switch]
+    job = {**model_job, "show_progress_on": [ds.gallery]}  # maps from the store: one job at a time
+    ds.show.click(d.show, [ds.k, s], shown, api_name="dataset_show", **job)
+    ds.k.release(d.show, [ds.k, s], shown, api_name="dataset_k", **job)
+    ds.tab.select(d.opened, [s, gr.State(True)], [s], queue=False, api_visibility="private").then(
+        d.follow, [ds.k, s], shown, api_name="dataset_tab", **job)
+    ds.explore_tab.select(d.opened, [s, gr.State(False)], [s], queue=False, api_visibility="private")
+    for event in selections:  # a concept picked in the tree (or a phrase) while the tab is open
+        event.then(d.follow, [ds.k, s], shown, api_name=None, **job)
+    # Switch: the store's model and concept set in the selectors, loaded as a user's switch is, then the hits.
+    ds.switch.click(d.target, None, [c.model, c.vocab], queue=False, api_visibility="private").then(
+        uploads.switch_engine, [c.model, c.vocab, s], [s, c.model, c.vocab, c.tree, c.picture, c.status, c.top,
+                                                         c.info], **model_job).then(d.show, [ds.k, s], shown, **job)
+    gr.api(d.api_search, api_name="dataset_search", concurrency_id="model", concurrency_limit=1)
+    return ds.gallery.select(d.open, [s], [s, c.main_tabs, c.region, c.picture, c.status, c.top, c.tree, c.info],
+                             api_name="dataset_open", **model_job)
+
+
 def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, share: bool | None = None,
            mcp: bool | None = None, **kwargs: Any) -> Any:
     """`demo.launch` with the app's CSS and limits (`main` reads GRADIO_SHARE with `env_flag`); mcp=True
@@ -162,8 +192,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--index-mib", type=int, default=int(os.environ.get("CONVIS_INDEX_MIB", 1024)),
                    help="memory for cached image indexes, shared by all users, MiB (default 1024)")
     p.add_argument("--queue-size", type=int, default=QUEUE_SIZE, help="jobs that may wait in the queue")
+    p.add_argument("--store", default=os.environ.get("CONVIS_STORE") or None,
+                   help="a dataset store made by `convis index` (or CONVIS_STORE): adds the Dataset tab and "
+                        "/dataset_search")
     p.add_argument("--mcp", action="store_true", default=mcp,
-                   help="also serve /search, /explain, /explain_text and /top_concepts as MCP tools at "
+                   help="also serve /search, /explain, /explain_text, /top_concepts (and /dataset_search) as MCP tools at "
                         "/gradio_api/mcp/ (or CONVIS_MCP=1; needs the mcp package)")
     return p.parse_args(argv)
 
@@ -178,8 +211,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     backend = Backend(model_key(args.model, args.pretrained), args.vocabulary, device=args.device, seek=args.seek,
                       precision=args.precision, gpu=gpu, allow_large=args.allow_large,
                       max_index_bytes=args.index_mib << 20)
+    try:
+        store = Store.open(args.store) if args.store else None
+    except UserError as exc:
+        raise SystemExit(f"--store {args.store}: {exc}") from None
     backend.warm_up()  # the page is served at once and says what is loading; the first visitor waits less
-    launch(create_demo(backend, queue_size=args.queue_size), host=args.host, port=args.port, share=args.share,
+    launch(create_demo(backend, queue_size=args.queue_size, store=store), host=args.host, port=args.port,
+           share=args.share,
            mcp=True if args.mcp else None)
 
 

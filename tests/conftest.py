@@ -84,16 +84,16 @@ def app_server():
 
 
 @contextlib.contextmanager
-def serve(backend, **launch):
-    """The full app over `backend` on a free loopback port (`launch`: more `app.launch` flags, e.g.
-    mcp=True); yields its URL, closes it after."""
+def serve(backend, store=None, **launch):
+    """The full app over `backend` (and a dataset `store`, for its Dataset tab) on a free loopback port
+    (`launch`: more `app.launch` flags, e.g. mcp=True); yields its URL, closes it after."""
     import socket
 
     app = load_app()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    demo = app.create_demo(backend)
+    demo = app.create_demo(backend, store=store)
     _, url, _ = app.launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True, **launch)
     try:
         yield url.rstrip("/")

@@ -123,7 +123,7 @@ def test_cli_index_then_search_json_and_maps(tmp_path, capsys):
     scores = [h["score"] for h in out["hits"]]
     assert scores == sorted(scores, reverse=True)
     for h in out["hits"]:
-        assert len(h["sha256"]) == 64 and h["path"].startswith(str(tmp_path))
+        assert len(h["sha256"]) == 64 and h["file"].startswith(str(tmp_path))
         if h["box"] is not None:
             x0, y0, x1, y1 = h["box"]
             assert 0 <= x0 < x1 <= 224 and 0 <= y0 < y1 <= 224

@@ -204,6 +204,12 @@ class Backend(Offers):
                 self._store(entry)
             yield entry
 
+    def adopt(self, key: Key, image: Image.Image, index: ImageIndex, name: str) -> Entry:
+        """Cache an index made elsewhere (a dataset store's) under `key`, as if indexed here."""
+        entry = Entry(key, index, self._display(image, index), name, 0.0)
+        self._store(entry)
+        return entry
+
     def _display(self, image: Image.Image, index: ImageIndex) -> np.ndarray:
         """(h, w, 3) uint8: the mapped region, short side at display size, long side at most 1.5 times it."""
         h, w = index.crop.shape

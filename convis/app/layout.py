@@ -118,8 +118,44 @@ def _api_components() -> SimpleNamespace:
             explain=gr.Button(), explain_text=gr.Button(), top_concepts=gr.Button())
 
 
-def build_layout(backend: Backend, examples: Sequence[str]) -> SimpleNamespace:
-    """Create every component inside the current `gr.Blocks`; return them by name (`.api` for the API's)."""
+def _viewer(examples: Sequence[str], hierarchy: object) -> SimpleNamespace:
+    """The picture, its map and the controls under it (the Explore view)."""
+    with gr.Row():
+        image = ImageInput(type="filepath", label="Image", sources=["upload", "clipboard"],
+                           height=380, elem_id="cv-image")
+        # JPEG: a 512 px PNG takes ~200 ms to encode, JPEG ~3 ms (the Download tab gives PNG).
+        picture = gr.Image(label="Selected concept (its map; the caption says which map)",
+                           format="jpeg", interactive=False, height=380,
+                           buttons=["download", "fullscreen"], elem_id="cv-map")
+        raw_map = gr.Image(label="Raw cosine (ablation)", format="jpeg", interactive=False,
+                           height=380, visible=False, elem_id="cv-raw")
+    methods = _methods()
+    status = gr.Markdown("Upload an image, or pick an example below.", elem_id="cv-status")
+    link = _link()
+    if examples:
+        gr.Examples([[e] for e in examples], inputs=[image], cache_examples=False,
+                    label="Examples (click one)", api_visibility="private")
+    tabs = _tabs(hierarchy)
+    return SimpleNamespace(image=image, picture=picture, raw_map=raw_map, status=status, **vars(tabs), **vars(methods),
+                           **vars(link))
+
+
+def _dataset(describe: str) -> SimpleNamespace:
+    """The Dataset tab: what the store holds, how many hits, the gallery; Switch when it cannot be searched."""
+    info = gr.Markdown(describe, elem_id="cv-ds-info")
+    switch = gr.Button("Switch to the store's model and concept set", visible=False, size="sm", elem_id="cv-ds-switch")
+    with gr.Row(equal_height=True):
+        k = gr.Slider(1, 100, value=12, step=1, label="Images to show", elem_id="cv-ds-k", scale=3)
+        show = gr.Button("Show the images that show the selection", elem_id="cv-ds-show", scale=2)
+    status = gr.Markdown("", elem_id="cv-ds-status")
+    gallery = gr.Gallery(label="Stored images, best first (click one to explore it)", columns=4, height=560,
+                         allow_preview=False, format="jpeg", elem_id="cv-ds-gallery")
+    return SimpleNamespace(info=info, switch=switch, k=k, show=show, status=status, gallery=gallery)
+
+
+def build_layout(backend: Backend, examples: Sequence[str], dataset: str | None = None) -> SimpleNamespace:
+    """Create every component inside the current `gr.Blocks`; return them by name (`.api` for the API's,
+    `.dataset` for the Dataset tab's when `dataset`, the store's description, is given)."""
     try:
         hierarchy, tree_error = backend.hierarchy(), ""
     except Exception as exc:  # noqa: BLE001 - the app must come up and show the problem
@@ -144,23 +180,15 @@ def build_layout(backend: Backend, examples: Sequence[str]) -> SimpleNamespace:
                               children_fn=make_fetch_children(backend.loaded_hierarchy))
             info = ConceptLinks(info_html(hierarchy, None), elem_id="cv-info")
         with gr.Column(scale=3, min_width=360, elem_id="cv-viewer"):
-            with gr.Row():
-                image = ImageInput(type="filepath", label="Image", sources=["upload", "clipboard"],
-                                   height=380, elem_id="cv-image")
-                # JPEG: a 512 px PNG takes ~200 ms to encode, JPEG ~3 ms (the Download tab gives PNG).
-                picture = gr.Image(label="Selected concept (its map; the caption says which map)",
-                                   format="jpeg", interactive=False, height=380,
-                                   buttons=["download", "fullscreen"], elem_id="cv-map")
-                raw_map = gr.Image(label="Raw cosine (ablation)", format="jpeg", interactive=False,
-                                   height=380, visible=False, elem_id="cv-raw")
-            methods = _methods()
-            status = gr.Markdown("Upload an image, or pick an example below.", elem_id="cv-status")
-            link = _link()
-            if examples:
-                gr.Examples([[e] for e in examples], inputs=[image], cache_examples=False,
-                            label="Examples (click one)", api_visibility="private")
-            tabs = _tabs(hierarchy)
+            if dataset is None:
+                viewer, ds, tabs = _viewer(examples, hierarchy), None, None
+            else:  # Explore and the Dataset tab share the concept browser on the left
+                with gr.Tabs(selected="explore", elem_id="cv-main-tabs") as tabs:
+                    with gr.Tab("Explore", id="explore", elem_id="cv-explore-tab") as explore_tab:
+                        viewer = _viewer(examples, hierarchy)
+                    with gr.Tab("Dataset", id="dataset", elem_id="cv-dataset-tab") as dataset_tab:
+                        ds = SimpleNamespace(**vars(_dataset(dataset)), explore_tab=explore_tab, tab=dataset_tab)
     api = _api_components()
     return SimpleNamespace(session=session, loading=loading, loading_timer=loading_timer, model=model, vocab=vocab,
-                           search=search, hits=hits, tree=tree, info=info, image=image, picture=picture,
-                           raw_map=raw_map, status=status, api=api, **vars(tabs), **vars(methods), **vars(link))
+                           search=search, hits=hits, tree=tree, info=info, api=api, dataset=ds, main_tabs=tabs,
+                           **vars(viewer))

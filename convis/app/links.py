@@ -2,8 +2,8 @@
 
 The page's address follows the view (a JavaScript `history.replaceState` after each redraw) and
 *Copy link* copies it. Opening a link restores the view when the picture's index is on this server,
-found through an injected `Finder` (today the backend's index cache; a dataset store can answer
-too); otherwise it selects the concept and region and asks for the picture again. A bad or stale
+found through an injected `Finder` (the backend's index cache, then the dataset store when the app
+has one); otherwise it selects the concept and region and asks for the picture again. A bad or stale
 link is never an error page: the status line says what was wrong.
 """
 
@@ -64,6 +64,16 @@ def cache_finder(backend: Backend) -> Finder:
 
     def find(image: str, model: str, vocabulary: str, whole: bool) -> Entry | None:
         return backend.cached((image, model, vocabulary, 0, whole))
+
+    return find
+
+
+def finder(backend: Backend, *more: Finder | None) -> Finder:
+    """The backend's index cache first, then each of `more` (e.g. a dataset store's finder) in turn."""
+    finders = [cache_finder(backend), *(f for f in more if f is not None)]
+
+    def find(image: str, model: str, vocabulary: str, whole: bool) -> Entry | None:
+        return next((e for f in finders if (e := f(image, model, vocabulary, whole)) is not None), None)
 
     return find
 

@@ -113,6 +113,8 @@ class Session:
     job: int = 0  # stochastic run generation: a newer request or Stop makes a running one stop
     # (entry key, synset) of the stochastic map being computed, if any (the maps: `Backend.kept_map`)
     pending: tuple[Key, str] | None = None
+    hits: list[str] = field(default_factory=list)  # the Dataset tab's gallery, by stored sha256 (<= 100)
+    on_dataset: bool = False  # the Dataset tab is open: its gallery follows the selection
     exports: str | None = None  # this tab's export folder, made on its first export
     # export set name -> its folder; the oldest beyond `MAX_EXPORTS` are deleted from disk
     export_sets: LRU[str, str] = field(default_factory=lambda: LRU(MAX_EXPORTS, on_evict=_remove))

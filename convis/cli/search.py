@@ -25,29 +25,31 @@ def _engine_for(store, args: argparse.Namespace):
     return load_engine(args)
 
 
-def _write_map(out: Path, rank: int, hit, row, heat: np.ndarray, box) -> str:
+def _write_map(out: Path, rank: int, found) -> str:
     """Write the hit's map over its mapped region (or alone when the file is gone) as a PNG."""
     from convis import render
     from convis.image import ImageError, load_image
 
-    x0, y0, w, h = row.crop
+    x0, y0, w, h = found.row.crop
+    heat = found.heat
     try:
-        region = np.asarray(load_image(hit.path))[y0 : y0 + h, x0 : x0 + w]
+        region = np.asarray(load_image(found.hit.path))[y0 : y0 + h, x0 : x0 + w]
     except ImageError:
         region = None
     if region is None or region.shape[:2] != heat.shape:  # gone or changed: the map alone, from the store
         region = np.full((*heat.shape, 3), 255, np.uint8)
     panel = render.panel(region, heat, "overlay")
-    if box is not None:
-        panel = render.draw_box(panel, tuple(int(round(v)) for v in box))
-    path = out / f"{rank:03d}-{hit.sha256[:12]}.png"
+    if found.box is not None:  # the box is in the image's pixels; the panel is the crop
+        bx0, by0, bx1, by1 = found.box
+        panel = render.draw_box(panel, (bx0 - x0, by0 - y0, bx1 - x0, by1 - y0))
+    path = out / f"{rank:03d}-{found.hit.sha256[:12]}.png"
     path.write_bytes(render.to_png_bytes(panel))
     return str(path)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from convis.boxes import map_to_box
     from convis.store import search as ss
+    from convis.store.locate import locate
     from convis.store.store import Store
 
     if bool(args.concept) == bool(args.text):
@@ -72,18 +74,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     if out:
         out.mkdir(parents=True, exist_ok=True)
     results = []
-    for k, hit in enumerate(hits, 1):
-        row = store.row(hit.sha256)
-        if args.concept:
-            heat = ss.concept_maps(store, hit.sha256, bank, engine.hierarchy, [concept], config)[0]
-        else:
-            heat = ss.phrase_maps(store, hit.sha256, bank, phrase, config)[0]
-        box = map_to_box(heat, args.box)
-        x0, y0 = row.crop[:2]
-        full = [int(box[0] + x0), int(box[1] + y0), int(box[2] + x0), int(box[3] + y0)] if box else None
-        item = {"path": hit.path, "sha256": hit.sha256, "score": round(hit.score, 5), "label": hit.label, "box": full}
+    where = locate(store, hits, bank, engine.hierarchy, concept=concept if args.concept else None,
+                   phrase=None if args.concept else phrase, threshold=args.box, config=config)
+    for k, found in enumerate(where, 1):
+        item = found.as_dict()
         if out:
-            item["map"] = _write_map(out, k, hit, row, heat, box)
+            item["map"] = _write_map(out, k, found)
         results.append(item)
     seconds = {"ranked": round(ranked, 4), "total": round(time.perf_counter() - t0, 4)}
     if args.json:
@@ -91,6 +87,6 @@ def cmd_search(args: argparse.Namespace) -> int:
                           "spec": store.spec.to_json()}, indent=2))
     else:
         for k, r in enumerate(results, 1):
-            print(f"{k:3d}  {r['score']:.4f}  {r['path']}  box={r['box']}")
+            print(f"{k:3d}  {r['score']:.4f}  {r['file']}  box={r['box']}")
         print(f"{len(results)} hits of {len(store)} images in {seconds['total']:.2f} s")
     return 0
