@@ -204,3 +204,57 @@ def test_a_hit_whose_file_is_gone_is_refused_and_the_session_kept(shapes_backend
     out = view.open(session, gr.SelectData(None, {"index": 0, "value": None, "selected": True}), quiet)
     assert "gone or changed" in out[4] and session.entry is None
     assert str(tmp_path) not in out[4], "no server path in the message"
+
+
+# ---- Chromium: the whole flow --------------------------------------------------------------------
+@pytest.mark.browser
+def test_browser_pick_a_concept_open_a_hit_and_share_its_link(server, stored, shapes_backend, client):
+    from urllib.parse import parse_qs, urlparse
+
+    from _browser import ARGS, ARTIFACTS, CHROMIUM, map_src, sync_api
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"needs Debian chromium at {CHROMIUM}")
+    top = client.predict(CONCEPT, "", 1, api_name="/dataset_search")[0]
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        context = browser.new_context(viewport={"width": 1366, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        page.goto(server)
+        page.wait_for_selector("#cv-tree li[role=treeitem]")
+        page.get_by_role("tab", name="Dataset").click()
+        page.wait_for_function("() => document.querySelector('#cv-ds-status').innerText.includes('Pick a concept')")
+        page.locator("#cv-search input").fill(CONCEPT)
+        page.locator("#cv-search input").press("Enter")  # the tree selects it; the open gallery follows
+        page.wait_for_function("() => document.querySelectorAll('#cv-ds-gallery img').length === 8")
+        assert "The 8 images of 8 that show" in page.locator("#cv-ds-status").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "browser-dataset-1-gallery.png"), full_page=True)
+
+        page.locator("#cv-ds-gallery img").first.click()  # the best hit, opened in Explore
+        page.wait_for_function("() => document.querySelector('#cv-status').innerText.includes("
+                               "'opened from the dataset store')")
+        assert page.get_by_role("tab", name="Explore").get_attribute("aria-selected") == "true"
+        assert top["file"] in page.locator("#cv-status").inner_text()
+        page.wait_for_function("() => { const i = document.querySelector('#cv-map img'); return i && i.complete }")
+        src = map_src(page)
+        page.locator("#cv-copy-link").click()
+        page.wait_for_function("() => document.querySelector('#cv-link textarea, #cv-link input').value"
+                               ".startsWith('http')")
+        link = page.locator("#cv-link textarea, #cv-link input").first.input_value()
+        query = parse_qs(urlparse(link).query)
+        assert query["image"] == [top["sha256"]] and query["concept"] == [CONCEPT], link
+        page.screenshot(path=str(ARTIFACTS / "browser-dataset-2-opened.png"), full_page=True)
+
+        shapes_backend._memory.clear()  # the server forgets every index: the store must answer the link
+        other = context.new_page()
+        other.set_default_timeout(30_000)
+        other.goto(link)
+        other.wait_for_function("() => { const e = document.querySelector('#cv-status');"
+                                " return e && e.innerText.includes('Opened from a link') }")
+        other.wait_for_function("s => { const i = document.querySelector('#cv-map img');"
+                                " return i && i.complete && i.getAttribute('src') === s }", arg=src)
+        assert other.locator(".toast-body.error").count() == 0
+        other.screenshot(path=str(ARTIFACTS / "browser-dataset-3-link.png"), full_page=True)
+        browser.close()
