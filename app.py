@@ -205,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Parse flags, start loading the default model and concept set in the background, and serve."""
     args = parse_args(argv)
     if args.mcp and importlib.util.find_spec("mcp") is None:  # Gradio would only print it and serve on
-        raise SystemExit("--mcp (CONVIS_MCP=1) needs the mcp package: pip install 'mcp>=1.21,<2'")
+        raise SystemExit("--mcp (CONVIS_MCP=1) needs the mcp package: pip install -e '.[mcp]' (or 'gradio[mcp]')")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     gpu = spaces.GPU(duration=120) if spaces is not None else None  # a no-op off ZeroGPU
     backend = Backend(model_key(args.model, args.pretrained), args.vocabulary, device=args.device, seek=args.seek,
