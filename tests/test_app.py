@@ -23,7 +23,7 @@ from convis.app.handlers import Handlers
 from convis.app.links import Links
 from convis.app.methods import Methods
 from convis.app.panels import info_html
-from convis.app.session import Superseded
+from convis.app.session import Superseded, View
 from convis.app.uploads import Uploads
 from convis.app.widgets import PAGE, children_page, make_fetch_children, tree_value
 
@@ -465,7 +465,7 @@ def test_api_stochastic_map_is_the_apps(indexed, monkeypatch):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"region": "center"}, "unknown region 'center'; use one of whole, centre"),
-    ({"method": "gamma"}, "unknown method 'gamma'; use one of grid, raw, stochastic"),
+    ({"method": "saliency"}, "unknown method 'saliency'; use one of grid, raw, stochastic, gamma"),
     ({"region": "w" * 1_000_000}, "region is 1,000,000 characters long; the limit is 40"),
     ({"method": None}, "unknown method ''"),
 ])
@@ -630,3 +630,23 @@ def test_the_shipped_synthetic_model_is_an_offline_demo():
         m = entry.index.saliency(synset, size=0)  # (224, 224)
         y, x = np.unravel_index(np.argmax(m), m.shape)
         assert x0 - 15 <= x < x1 + 15 and y0 - 15 <= y < y1 + 15, synset
+
+
+def test_api_gamma_map_is_the_reference_score_on_the_same_windows(indexed):
+    """method="gamma": the map of a fresh index scored with gamma, drawn as the app draws a map."""
+    from convis.app.views import render_view
+    from convis.config import GridConfig
+    from convis.image import load_image
+
+    session, _, handlers = indexed
+    api = Endpoints(handlers.b)
+    engine = handlers.b.engine(None, None)
+    fresh = engine.index(load_image(CAT), GridConfig(whole=True, score="gamma"))  # indexed anew, scored by gamma
+    entry = session.entry
+    concept = "jack-o'-lantern.n.01"  # on test-tiny its best ranks spread over 8..39: gamma reshapes them
+    want, _ = render_view(entry, concept, View(), fresh.saliency(concept, size=entry.display.shape[:2]))
+    got = api.explain(CAT, concept, "overlay", "whole", "gamma")
+    assert np.array_equal(got, want)
+    assert not np.array_equal(got, api.explain(CAT, concept)), "gamma is not the rank map"
+    with pytest.raises(gr.Error, match="concepts of T"):
+        api.explain_text(CAT, "a red sports car", "overlay", "whole", "gamma")

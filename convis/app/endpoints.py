@@ -103,7 +103,8 @@ class Endpoints:
             synset: a concept of the server's set: a synset name ("dog.n.01"), a lemma ("dog") or an offset.
             style: "overlay" (default), "white" (the paper's white blend), "map" (heatmap) or "mask".
             region: "whole" (the whole picture, the app's default) or "centre" (the paper's centre square).
-            method: "grid" (ConVis, default), "raw" (cosine ablation) or "stochastic" (slow: 600 forwards).
+            method: "grid" (ConVis, default), "gamma" (the reference's gamma score instead of the rank), "raw"
+                (cosine ablation) or "stochastic" (slow: 600 forwards).
         Returns:
             A PNG of the mapped region (short side 512 px, long side at most 768 px) with the map drawn on it, hot where CLIP sees it.
         """

@@ -13,6 +13,7 @@ An item of the app is a synset name ("dog.n.01") or a free-text phrase, written 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 
@@ -101,12 +102,22 @@ def stochastic_map(backend: Backend, entry: Entry, item: str, size: int | tuple[
     return backend.on_device(engine.stochastic, entry.index, item, STOCHASTIC, progress=progress)
 
 
+def gamma_map(backend: Backend, entry: Entry, item: str, size: int | tuple[int, int] = 0,
+              progress: Progress | None = None) -> np.ndarray:
+    """The grid map with the reference's gamma score instead of the rank (API only): (h, w); concepts only."""
+    if unquote(item) is not None:
+        raise limits.BadRequest("the gamma map is for concepts of T; map a phrase with 'grid' or 'raw'")
+    config = dataclasses.replace(entry.index.config, score="gamma")
+    return dataclasses.replace(entry.index, config=config).saliency(item, size=size)  # same ranks, no forward
+
+
 STOCHASTIC = StochasticConfig()  # the stochastic map's settings (the reference's 600 forwards)
 # The maps the app shows, by the name the API takes: (backend, entry, item, size, progress) -> (h, w).
 MAPS: dict[str, Callable[..., np.ndarray]] = {
     "grid": lambda backend, entry, item, size=0, progress=None: item_maps(backend, entry, [item], size)[0],
     "raw": raw_map,
     "stochastic": stochastic_map,
+    "gamma": gamma_map,
 }
 
 
