@@ -149,7 +149,7 @@ def _wire_dataset(d: DatasetView, c: Any, uploads: Uploads, selections: list[Any
     """The Dataset tab's events and `/dataset_search`; returns the gallery click (it redraws Explore)."""
     ds, s = c.dataset, c.session
     shown = [s, ds.gallery, ds.status, ds.switch]
-    job = {**model_job, "show_progress_on": [ds.gallery]}  # maps from the store: one job at a time
+    job = {**model_job, "show_progress_on": [ds.status]}  # one job at a time; the gallery fills, unhidden
     ds.show.click(d.show, [ds.k, s], shown, api_name="dataset_show", **job)
     ds.k.release(d.show, [ds.k, s], shown, api_name="dataset_k", **job)
     ds.tab.select(d.opened, [s, gr.State(True)], [s], queue=False, api_visibility="private").then(

@@ -79,7 +79,7 @@ def test_explain_by_region_and_method(client, monkeypatch, region, shape):
     monkeypatch.setattr(maps, "STOCHASTIC", StochasticConfig(iterations=30, reset_every=10))
     cat = gradio_client.handle_file(CAT)
     pictures = {m: np.asarray(Image.open(client.predict(cat, "animal.n.01", "map", region, m, api_name="/explain")))
-                for m in ("grid", "raw", "stochastic")}
+                for m in ("grid", "raw", "stochastic", "gamma")}
     assert {p.shape for p in pictures.values()} == {shape}
     # "map" style: the colormap alone, so three maps of the same region differ only by method.
     assert not np.array_equal(pictures["grid"], pictures["raw"])

@@ -37,6 +37,11 @@ def quiet(*_args, **_kwargs) -> None:
     """Stands in for gr.Progress outside a request."""
 
 
+def last(stream):
+    """The final output of a streaming handler."""
+    return list(stream)[-1]
+
+
 def make_store(engine, root, n: int = 8, seed: int = 5):
     """n planted scenes in data/a and data/b, a byte-identical copy and a broken file; returns
     (store, {sha256 of the file: (relative path, scene)})."""
@@ -157,9 +162,12 @@ def test_show_then_open_a_hit_draws_it_from_the_store(shapes_backend, stored, mo
 
     store, files = stored
     view, session = DatasetView(shapes_backend, store), Session()
-    assert "Pick a concept" in view.show(5, session, quiet)[2]
+    assert "Pick a concept" in last(view.show(5, session, quiet))[2]
     session.synset = CONCEPT
-    _, gallery, status, switch = view.show(5, session, quiet)
+    steps = list(view.show(8, session, quiet))  # the gallery fills 4 hits at a time (STREAM)
+    assert [len(g) for _, g, _, _ in steps] == [4, 8] and "so far" in steps[0][2]
+    assert [c for _, c in steps[0][1]] == [c for _, c in steps[1][1]][:4], "the first hits stay as they were"
+    _, gallery, status, switch = last(view.show(5, session, quiet))
     assert len(gallery) == 5 == len(session.hits) and switch["visible"] is False
     names = [store.row(s).path.split("data" + os.sep, 1)[1] for s in session.hits]
     assert [c.split(" ")[1] for _, c in gallery] == names, "captions name the files, relative to the dataset"
@@ -184,7 +192,7 @@ def test_another_model_is_named_and_switch_is_offered(toy_backend, stored):
     from convis.app.session import Session
 
     view, session = DatasetView(toy_backend, stored[0]), Session(synset="cat.n.01")
-    _, gallery, status, switch = view.show(5, session, quiet)
+    _, gallery, status, switch = last(view.show(5, session, quiet))
     assert gallery == [] and switch["visible"] is True
     assert "indexed with `synthetic-shapes`" in status and "test-tiny" in status
     assert view.target() == (MODEL, MODEL)
@@ -196,10 +204,10 @@ def test_a_hit_whose_file_is_gone_is_refused_and_the_session_kept(shapes_backend
 
     store, files = make_store(shapes_backend.engine(None, None), tmp_path, n=2, seed=9)
     view, session = DatasetView(shapes_backend, store), Session(synset=CONCEPT)
-    _, gallery, _, _ = view.show(2, session, quiet)
+    _, gallery, _, _ = last(view.show(2, session, quiet))
     gone = store.row(session.hits[0]).path
     os.remove(gone)
-    _, gallery, _, _ = view.show(2, session, quiet)  # the map alone, on white, from the store
+    _, gallery, _, _ = last(view.show(2, session, quiet))  # the map alone, on white, from the store
     assert len(gallery) == 2 and (gallery[0][0] > 0).any()
     out = view.open(session, gr.SelectData(None, {"index": 0, "value": None, "selected": True}), quiet)
     assert "gone or changed" in out[4] and session.entry is None
@@ -228,8 +236,9 @@ def test_browser_pick_a_concept_open_a_hit_and_share_its_link(server, stored, sh
         page.wait_for_function("() => document.querySelector('#cv-ds-status').innerText.includes('Pick a concept')")
         page.locator("#cv-search input").fill(CONCEPT)
         page.locator("#cv-search input").press("Enter")  # the tree selects it; the open gallery follows
-        page.wait_for_function("() => document.querySelectorAll('#cv-ds-gallery img').length === 8")
-        assert "The 8 images of 8 that show" in page.locator("#cv-ds-status").inner_text()
+        page.wait_for_function("() => document.querySelector('#cv-ds-status').innerText.includes("
+                               "'The 8 images of 8 that show')")  # the gallery filled 4 at a time
+        assert page.locator("#cv-ds-gallery img").count() == 8
         page.screenshot(path=str(ARTIFACTS / "browser-dataset-1-gallery.png"), full_page=True)
 
         page.locator("#cv-ds-gallery img").first.click()  # the best hit, opened in Explore

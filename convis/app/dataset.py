@@ -31,7 +31,7 @@ from convis.image import ImageError, load_image
 from convis.store.locate import Found, locate
 from convis.store.store import Store
 
-MAX_HITS, THUMB = 100, 224  # gallery size bound; thumbnail short side, pixels
+MAX_HITS, THUMB, STREAM = 100, 224, 4  # gallery bound; thumbnail short side (px); hits per gallery update
 
 
 class DatasetView(Uploads):
@@ -99,41 +99,47 @@ class DatasetView(Uploads):
             out = render.draw_box(out, box, width=2)
         return out
 
-    def show(self, k: float, session: Session, progress: gr.Progress = gr.Progress()) -> tuple:
-        """Show button, tab opened, or a new selection while the tab is open.
+    def show(self, k: float, session: Session, progress: gr.Progress = gr.Progress()) -> Iterator[tuple]:
+        """Show button, tab opened, or a new selection while the tab is open: the gallery fills as
+        the maps are made (every `STREAM` hits), so the first images show at once.
 
-        Returns (session, gallery, status, switch button update).
+        Yields (session, gallery, status, switch button update).
         """
         switch = gr.update(visible=False)
         item = session.item
         if item is None:
-            return session, gr.skip(), "Pick a concept in the tree (or type a phrase) first.", switch
+            yield session, gr.skip(), "Pick a concept in the tree (or type a phrase) first.", switch
+            return
         try:
             k = limits.whole(k, "the number of images", 1, MAX_HITS)
             vocabulary = session.vocabulary or self.b.default_vocabulary
             engine = self.b.engine(session.model or None, vocabulary)
             if why := self.mismatch(engine, vocabulary):
-                return (session, [], f"This store cannot be searched with Explore's model: {why}. "
-                        "*Switch* loads the store's model and concept set.", gr.update(visible=True))
-            t0, gallery, hashes = time.perf_counter(), [], []
+                yield (session, [], f"This store cannot be searched with Explore's model: {why}. "
+                       "*Switch* loads the store's model and concept set.", gr.update(visible=True))
+                return
+            t0, gallery, session.hits = time.perf_counter(), [], []
             progress(0.0, desc=f"Ranking {len(self.store):,} stored images for {item}")
             for found in self.found(engine, session.synset, session.phrase, k):
-                progress((len(gallery), k), desc=f"Maps of {item} from the store (no image forward)", unit="images")
                 caption = f"{len(gallery) + 1}. {self.name(found.hit.path)} \u00b7 {found.hit.score:.3f}"
                 gallery.append((self.thumbnail(found), caption))
-                hashes.append(found.hit.sha256)
+                session.hits = session.hits + [found.hit.sha256]  # a click opens what is shown
+                progress((len(gallery), k), desc=f"Maps of {item} from the store (no image forward)", unit="images")
+                if len(gallery) % STREAM == 0 and len(gallery) < k:
+                    yield session, list(gallery), f"The best {len(gallery)} so far of the {k} asked...", switch
         except USER_ERRORS as exc:
-            return session, gr.skip(), problem(f"Could not search the store for {item}", exc), switch
-        session.hits = hashes
+            yield session, gr.skip(), problem(f"Could not search the store for {item}", exc), switch
+            return
         took = time.perf_counter() - t0
-        return (session, gallery, f"The {len(gallery)} images of {len(self.store):,} that show {item} most, best "
-                f"first ({took:.1f} s). Click one to explore it.", switch)
+        yield (session, gallery, f"The {len(gallery)} images of {len(self.store):,} that show {item} most, best "
+               f"first ({took:.1f} s). Click one to explore it.", switch)
 
-    def follow(self, k: float, session: Session, progress: gr.Progress = gr.Progress()) -> tuple:
+    def follow(self, k: float, session: Session, progress: gr.Progress = gr.Progress()) -> Iterator[tuple]:
         """After a selection: refresh the gallery when the Dataset tab is the one open."""
         if not session.on_dataset:
-            return session, gr.skip(), gr.skip(), gr.skip()
-        return self.show(k, session, progress)
+            yield session, gr.skip(), gr.skip(), gr.skip()
+            return
+        yield from self.show(k, session, progress)
 
     def opened(self, session: Session, on_dataset: bool) -> Session:
         """Which tab is open (the gallery follows the tree only while it shows)."""
