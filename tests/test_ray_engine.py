@@ -52,12 +52,16 @@ def engine():
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    """10 files: 8 scenes, an exact copy of one, a broken JPEG (8 images to store)."""
+    """11 files: 8 scenes, an exact copy of one, two broken files (8 images to store).
+
+    Listed in name order, the broken two come first: in shards of 2 they make a shard of failures only.
+    """
     root = tmp_path_factory.mktemp("data")
     for i, s in enumerate(benchmark_scenes(8, seed=5)):
         s.pil().save(root / f"scene{i}.png")
     (root / "copy.png").write_bytes((root / "scene0.png").read_bytes())
     (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a JPEG")
+    (root / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
     return read_manifest(root)
 
 
@@ -138,9 +142,9 @@ def test_ray_store_equals_the_local_store(cluster, engine, data, tmp_path):
     with far.writer():
         b = ray_engine.index_with_ray(data, far, worker(engine), SCORE, 3, progress=lambda d, t: seen.append((d, t)))
     assert (b.indexed, b.duplicates, b.already) == (a.indexed, a.duplicates, a.already) == (8, 1, 0)
-    assert [p for p, _ in b.failed] == [p for p, _ in a.failed] and a.failed[0][0].endswith("broken.jpg")
-    assert seen[0] == (1, 10)  # the copy is skipped on the driver; broken.jpg fails in a task
-    assert seen[-1] == (10, 10) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert sorted(b.failed) == sorted(a.failed) and [Path(p).name for p, _ in a.failed] == ["bad.png", "broken.jpg"]
+    assert seen[0] == (1, 11)  # the copy is skipped on the driver; the broken two fail in a task
+    assert seen[-1] == (11, 11) and [d for d, _ in seen] == sorted(d for d, _ in seen)
     local, far = Store.open(tmp_path / "local"), Store.open(tmp_path / "ray")
     assert {r.sha256 for r in local.rows()} == {r.sha256 for r in far.rows()} and len(far) == 8
     for r in local.rows():
@@ -158,6 +162,7 @@ def test_ray_store_equals_the_local_store(cluster, engine, data, tmp_path):
 
 
 def test_a_crashed_run_keeps_its_shards_and_the_rerun_encodes_only_the_rest(cluster, engine, data, tmp_path):
+    """In shards of 2: [bad.png, broken.jpg] (failures only), then scenes; the actor raises on its third encode."""
     store, first, second = new_store(engine, tmp_path / "s"), tmp_path / "first.log", tmp_path / "second.log"
     crashing = CountingRecipe(WorkerRecipe.of(worker(engine)), str(first), crash_at=3, shards=str(tmp_path / "s" / "shards"))
     with pytest.raises(UserError, match=r"Ray run stopped .*injected crash.* run the same command again"), store.writer():
@@ -170,7 +175,7 @@ def test_a_crashed_run_keeps_its_shards_and_the_rerun_encodes_only_the_rest(clus
         summary = ray_engine.index_with_ray(data, store, worker(engine), SCORE, 2,
                                             recipe=CountingRecipe(WorkerRecipe.of(worker(engine)), str(second)))
     assert rows_logged(second) == (8 - kept) * WINDOWS  # only the rest is encoded
-    assert summary.indexed == 8 - kept and len(Store.open(tmp_path / "s")) == 8
+    assert summary.indexed == 8 - kept and len(Store.open(tmp_path / "s")) == 8 and len(summary.failed) == 2
     assert summary.already + summary.duplicates == kept + 1  # the copy of scene0 is skipped either way
 
 

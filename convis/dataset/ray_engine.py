@@ -4,12 +4,10 @@
                           -> map_batches(EncodeActor)     a pool of actors, one per GPU: encode, score
                           -> the driver                   one shard per actor call, `store.add`
 
-The driver picks the files exactly as the local engine does (`local.triage`: resume and dedup by
-sha256), holds the store's write lock and writes every shard itself; actors never touch the store.
-So both engines write the same store, a crash loses only the shards in flight, and a rerun of
-either engine resumes the other's. Each actor rebuilds its worker from a `WorkerRecipe` passed as
-a constructor argument: the model by name, the bank and hierarchy as they are (no gloss re-encoded).
-
+The driver picks the files as the local engine does (`local.triage`: resume and dedup by sha256)
+and writes every shard itself, under the store's lock: both engines write the same store, a crash
+loses only the shards in flight, and either engine resumes the other's run. Actors rebuild their
+worker from a `WorkerRecipe` (the model by name; the bank and hierarchy shipped, not re-encoded).
 Ray is an optional extra (`pip install -e .[ray]`), imported in this module only, at call time.
 """
 
@@ -34,6 +32,7 @@ from convis.store.shards import Row
 from convis.store.store import Store
 
 INSTALL = "pip install -e .[ray]"
+TENSORS = ("window_emb", "image_emb", "scores")  # what an actor call sends back, as raw bytes
 START_TIMEOUT_S = 600  # a pool the cluster cannot place fails after this, instead of waiting forever
 
 
@@ -77,8 +76,7 @@ def prepare_batch(batch: dict[str, np.ndarray], config: GridConfig) -> dict[str,
 class EncodeActor:
     """Step 2 on a Ray actor: the worker is built once, then each call encodes one shard's images.
 
-    Returns one row per call: the shard's rows and failures as JSON, its tensors as raw bytes (so
-    an empty shard, every file failed, travels as well as a full one).
+    One row out per call: rows and failures as JSON, tensors as raw bytes (an empty shard too).
     """
 
     def __init__(self, recipe: Callable[[str], IndexWorker], device: str) -> None:
@@ -90,14 +88,12 @@ class EncodeActor:
                              tuple(int(v) for v in batch["crop"][i]), tuple(int(v) for v in batch["grid"][i]),
                              str(batch["error"][i])) for i, path in enumerate(batch["path"])]
         ok = [p for p in prepared if not p.error]
-        failed = [(p.item.path, p.error) for p in prepared if p.error]
-        rows, tensors = [], {}
-        if ok:
-            enc = self.worker(ok)
-            rows = [asdict(r) for r in enc.rows]
-            tensors = {"window_emb": enc.window_emb, "image_emb": enc.image_emb, "scores": torch.from_numpy(enc.scores)}
-        packed = {k: t.contiguous().view(torch.uint8).numpy().tobytes() for k, t in tensors.items()}
-        meta = {"rows": rows, "failed": failed, "shapes": {k: [list(t.shape), str(t.dtype)] for k, t in tensors.items()}}
+        enc = self.worker(ok) if ok else None
+        tensors = dict(zip(TENSORS, (enc.window_emb, enc.image_emb, torch.from_numpy(enc.scores)))) if enc else {}
+        meta = {"rows": [asdict(r) for r in enc.rows] if enc else [],
+                "failed": [(p.item.path, p.error) for p in prepared if p.error],
+                "shapes": {k: [list(t.shape), str(t.dtype)] for k, t in tensors.items()}}
+        packed = {k: tensors[k].contiguous().view(torch.uint8).numpy().tobytes() if enc else b"" for k in TENSORS}
         return {"meta": np.array([json.dumps(meta)]), **{k: np.array([b], dtype=object) for k, b in packed.items()}}
 
 
@@ -161,10 +157,10 @@ def index_with_ray(items: Sequence[Item], store: Store, worker: IndexWorker, sco
     """
     ray = import_ray()
     t0, out, cs = time.perf_counter(), Summary(), concept_set(worker.engine.hierarchy, score)
+    report = progress or (lambda done, total: None)
     todo = [{"path": it.path, "label": it.label, "sha256": h[0]} for _, it, h in triage(items, store, out) if h]
     done = len(items) - len(todo)
-    if progress is not None:
-        progress(done, len(items))
+    report(done, len(items))
     started = bool(todo) and not ray.is_initialized()
     if started:  # join `address`, or start a local cluster (no dashboard: nothing here reads it)
         ray.init(address=address) if address else ray.init(include_dashboard=False)
@@ -190,8 +186,7 @@ def index_with_ray(items: Sequence[Item], store: Store, worker: IndexWorker, sco
                     out.indexed, out.windows = out.indexed + len(rows), out.windows + sum(r.windows for r in rows)
                     out.failed += failed
                     done += len(rows) + len(failed)
-                    if progress is not None:
-                        progress(done, len(items))
+                    report(done, len(items))
             except Exception as err:  # noqa: BLE001  (Ray wraps the actor's exception in its own)
                 raise UserError(f"the Ray run stopped after {out.indexed} new images were stored: {_cause(err)}. "
                                 "Those are kept; run the same command again to index the rest.") from err
@@ -201,6 +196,5 @@ def index_with_ray(items: Sequence[Item], store: Store, worker: IndexWorker, sco
             ray.shutdown()
     out.rescored = rescore(store, worker, score)
     out.seconds = time.perf_counter() - t0
-    if progress is not None:
-        progress(len(items), len(items))
+    report(len(items), len(items))
     return out
