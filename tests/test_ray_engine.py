@@ -179,6 +179,24 @@ def test_a_crashed_run_keeps_its_shards_and_the_rerun_encodes_only_the_rest(clus
     assert summary.already + summary.duplicates == kept + 1  # the copy of scene0 is skipped either way
 
 
+@dataclass(frozen=True)
+class UnloadableRecipe:
+    """An actor whose worker cannot be built (weights missing on its node, say)."""
+
+    def __call__(self, device: str) -> IndexWorker:
+        raise RuntimeError("cannot load the weights on this node")
+
+
+def test_an_actor_that_cannot_start_fails_fast_with_its_reason(cluster, engine, data, tmp_path):
+    store = new_store(engine, tmp_path / "s")
+    t0 = time.monotonic()
+    with pytest.raises(UserError, match=r"stopped after 0 new images.*RuntimeError: cannot load the weights"), \
+            store.writer():
+        ray_engine.index_with_ray(data, store, worker(engine), SCORE, 2, recipe=UnloadableRecipe())
+    assert time.monotonic() - t0 < 60  # not restarted forever, nor left waiting for the pool
+    assert len(Store.open(tmp_path / "s")) == 0
+
+
 def test_without_ray_the_command_says_how_to_install_it(monkeypatch, tmp_path, capsys, data):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     monkeypatch.setitem(sys.modules, "ray.data", None)
