@@ -5,6 +5,7 @@ module. The actors import this module by name (for the counting recipe), hence t
 PYTHONPATH.
 """
 
+import json
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -224,3 +225,15 @@ def test_pool_size_leaves_a_cpu_and_counts_gpus():
         ray_engine.pool_size({"CPU": 2.0}, 1, 1.0, None)
     with pytest.raises(UserError, match="need 3 CPUs"):
         ray_engine.pool_size({"CPU": 2.0}, None, 1.0, 2)
+
+
+def test_the_command_indexes_on_ray_and_the_local_engine_resumes_it(cluster, data, tmp_path, capsys):
+    folder, out = str(Path(data[0].path).parent), str(tmp_path / "s")
+    flags = ["--model", "test-tiny", "--vocabulary", "synthetic-shapes", "--device", "cpu", "--json",
+             "--images-per-forward", "1", "--images-per-shard", "4"]
+    assert main(["index", folder, "--out", out, "--engine", "ray", "--num-gpus", "0", *flags]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert (first["indexed"], first["duplicates"], len(first["failed"]), first["images"]) == (8, 1, 2, 8)
+    assert main(["index", folder, "--out", out, *flags]) == 0  # the local engine finds nothing left to do
+    again = json.loads(capsys.readouterr().out)
+    assert (again["indexed"], again["already"], again["images"]) == (0, 9, 8)  # 8 stored + the copy
