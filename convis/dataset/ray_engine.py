@@ -142,9 +142,9 @@ def index_with_ray(items: Sequence[Item], store: Store, worker: IndexWorker, sco
 
     Args:
         worker: the driver's worker: its recipe builds the actors' workers; it rescores at the end.
-        images_per_shard: images per actor call and per shard (what a crash can lose, per actor).
-        address: a cluster to join ("auto": the one this node belongs to); None starts a local one
-            (shut down at the end). A Ray already initialised in this process is used as it is.
+        images_per_shard: images per actor call and per shard (a crash loses up to 2 per actor).
+        address: a cluster to join ("auto": this node's); None starts a local one, stopped at the
+            end. A Ray already initialised in this process is used as it is.
         num_gpus: GPUs to use (default: every GPU of the cluster; 0 or none: CPU actors).
         gpus_per_worker: GPUs per actor (fractions share a GPU, with no memory isolation).
         workers: actors in the pool (default: num_gpus / gpus_per_worker, or one CPU actor).
@@ -152,8 +152,7 @@ def index_with_ray(items: Sequence[Item], store: Store, worker: IndexWorker, sco
         recipe: what each actor builds its worker from (default: `WorkerRecipe.of(worker)`).
 
     Raises:
-        UserError: Ray is missing, the cluster lacks the GPUs asked for, or the run stopped
-            (the shards written are kept; the message says to rerun).
+        UserError: no Ray, too few GPUs, or the run stopped (what was written is kept: rerun).
     """
     ray = import_ray()
     t0, out, cs = time.perf_counter(), Summary(), concept_set(worker.engine.hierarchy, score)
