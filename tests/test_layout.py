@@ -36,6 +36,9 @@ FORBIDDEN = {
     "collections": {"gradio", "mcp", "nltk", "open_clip"},
 }
 APP_FORBIDDEN = {"open_clip", "nltk"}  # app.py and convis/app/ go through the doors
+# An optional extra is imported in one module only, at call time, so a missing extra fails in one
+# place with one message (the fix) and every other module imports without it.
+HOMES = {"ray": {"convis.dataset.ray_engine"}}
 
 
 def layer_of(module: str) -> int:
@@ -157,6 +160,9 @@ def layer_violations(graph: dict[str, set[str]], external: dict[str, set[str]]) 
             banned = APP_FORBIDDEN
         for pkg in sorted(external[mod] & banned):
             bad.append(f"{mod} ({LAYERS[mine][0]}) imports {pkg}")
+        for pkg in sorted(external[mod] & set(HOMES)):
+            if mod not in HOMES[pkg]:
+                bad.append(f"{mod} imports {pkg}, whose one home is {', '.join(sorted(HOMES[pkg]))}")
     return bad
 
 
@@ -188,6 +194,16 @@ def test_the_checks_catch_a_planted_violation(tmp_path):
     g, ext = import_graph(tmp_path)
     assert ["convis.boxes", "convis.render"] in cycles(g)
     assert "convis.saliency (pure core) imports convis.cli.flags (shells)" in layer_violations(g, ext)
+
+
+def test_an_optional_extra_has_one_home():
+    """ray imported by a store module (a layer that may import torch) or a shell is flagged; its home is not."""
+    g, ext = import_graph()
+    ext = {**ext, "convis.store.search": ext["convis.store.search"] | {"ray"}, "convis.cli.dataset": {"ray"}}
+    bad = layer_violations(g, ext)
+    assert "convis.store.search imports ray, whose one home is convis.dataset.ray_engine" in bad
+    assert "convis.cli.dataset imports ray, whose one home is convis.dataset.ray_engine" in bad
+    assert not [b for b in bad if b.startswith("convis.dataset.ray_engine")]
 
 
 def test_small_top_level_and_modules():

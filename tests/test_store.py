@@ -172,3 +172,27 @@ def convis_toy_subset(h):
 
     names = ["circle.n.01", "ellipse.n.01", "square.n.01"]
     return toy_hierarchy({n: [] for n in names}, vocabulary="three-shapes")
+
+
+def test_worker_feeds_whole_images_per_forward_and_rebuilds_from_its_recipe(engine, data):
+    from convis.dataset.prepare import decode, hash_item
+    from convis.dataset.worker import WorkerRecipe, autocast_dtype
+
+    plain = IndexWorker(engine, GridConfig(), 1000, SCORE, "float32")
+    assert plain.bounds(np.array([0, 730, 1460, 2190])) == [0, 1000, 2000, 2190]  # windows across images
+    fed = IndexWorker(engine, GridConfig(), 1000, SCORE, "float32", images_per_forward=2)
+    assert fed.bounds(np.array([0, 730, 1460, 2190])) == [0, 1460, 2190]  # two whole images, then one
+    assert fed.bounds(np.array([0, 730, 1500, 2000])) == [0, 1500, 2000]  # images of unequal window counts
+    batch = [decode(Item(str(data / f"scene{i:02d}.png")), *hash_item(Item(str(data / f"scene{i:02d}.png"))),
+                    GridConfig()) for i in (0, 2, 4)]
+    counted, model = counting(engine)
+    a = IndexWorker(counted, GridConfig(), 1000, SCORE, "float32", images_per_forward=2)(batch)
+    assert model.rows == 3 * 731
+    b = WorkerRecipe.of(plain)("cpu")(batch)  # rebuilt as a Ray actor would: model by name, bank shipped
+    assert [r.sha256 for r in a.rows] == [r.sha256 for r in b.rows] == [p.sha256 for p in batch]
+    assert a.window_emb.shape == (3 * 730, 32) and torch.allclose(a.window_emb, b.window_emb, atol=1e-6)
+    assert torch.allclose(a.image_emb, b.image_emb, atol=1e-6) and np.array_equal(a.scores, b.scores)
+    assert autocast_dtype(torch.device("cpu"), "fp16") is None  # CPU autocast is slower: off
+    assert autocast_dtype(torch.device("cuda"), "fp16") == torch.float16
+    assert autocast_dtype(torch.device("cuda"), "bf16") == torch.bfloat16
+    assert autocast_dtype(torch.device("cuda"), "fp32") is None

@@ -170,6 +170,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from convis.cli.flags import load_engine
 
         figures = run_store_bench(load_engine(args), args)
+    elif args.what == "ray":
+        from convis.bench.ray_overhead import run_ray_bench
+        from convis.cli.flags import load_engine
+
+        figures = run_ray_bench(load_engine(args), args)
     else:
         figures = run_bench(args)
     if args.json:
@@ -183,8 +188,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def add_bench_parser(sub) -> None:
     """Register `convis bench` on the CLI's subparsers."""
     p = sub.add_parser("bench", help="benchmark: 'image' (index vs the reference loop, map latency, bank) "
-                                     "or 'store' (dataset indexing throughput, search at scale)")
-    p.add_argument("what", nargs="?", choices=("image", "store"), default="image")
+                                     "'store' (dataset indexing throughput, search at scale) or 'ray' "
+                                     "(the Ray engine's start-up and per-image cost vs local)")
+    p.add_argument("what", nargs="?", choices=("image", "store", "ray"), default="image")
     add_engine_args(p)  # --pretrained none: random init, as fast as trained weights and offline
     p.add_argument("--image", default=str(DEFAULT_IMAGE))
     p.add_argument("--reference-sample", type=int, default=120, help="reference windows actually timed")
@@ -192,9 +198,9 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--no-int8", dest="int8", action="store_false", help="skip the int8 encoder figure")
     add_run_args(p)
     s = p.add_argument_group("store")
-    s.add_argument("--images", type=int, default=4, help="store: scenes indexed for the throughput figure")
+    s.add_argument("--images", type=int, default=4, help="store, ray: scenes indexed for the throughput figure")
     s.add_argument("--fabricate", type=int, default=100_000, help="store: images of the fabricated store")
     s.add_argument("--rescore-images", type=int, default=20, help="store: images rescored for that figure")
     s.add_argument("--concept", default=None, help="store: concept searched (default: the vocabulary's last)")
-    s.add_argument("--scratch", default=None, help="store: folder for the temporary stores (default: $TMPDIR)")
+    s.add_argument("--scratch", default=None, help="store, ray: folder for the temporary stores (default: $TMPDIR)")
     p.set_defaults(func=cmd_bench)

@@ -15,7 +15,7 @@ SCORE = "top1"  # convis.store.search.DEFAULT_SCORE, repeated here so --help cos
 def _worker(args: argparse.Namespace, config: GridConfig):
     from convis.dataset.worker import IndexWorker
 
-    return IndexWorker(load_engine(args), config, args.batch_size, args.score, args.dtype)
+    return IndexWorker(load_engine(args), config, args.batch_size, args.score, args.dtype, args.images_per_forward)
 
 
 def _spec(worker, args: argparse.Namespace, config: GridConfig):
@@ -42,17 +42,22 @@ def cmd_index(args: argparse.Namespace) -> int:
     if not args.data or not args.out:
         raise UserError("say what to index and where: convis index DATA --out STORE (or --rescore STORE)")
     items = read_manifest(args.data)  # fail fast on a bad path, before loading a model
+    if args.engine == "ray":  # and on a missing Ray, with the fix
+        from convis.dataset.ray_engine import import_ray
+
+        import_ray()
     config = GridConfig(seed=args.seed, whole=args.whole)
     worker = _worker(args, config)
     store = Store.create(args.out, _spec(worker, args, config))
+    bar = Bar("indexing", len(items), unit="img")
     with store.writer():
         if args.engine == "ray":
             from convis.dataset.ray_engine import index_with_ray
 
-            summary = index_with_ray(items, store, worker, args)
+            summary = index_with_ray(items, store, worker, args.score, args.images_per_shard, args.address,
+                                     args.num_gpus, args.gpus_per_worker, progress=bar)
         else:
-            summary = index_dataset(items, store, worker, args.score, args.images_per_shard,
-                                    Bar("indexing", len(items), unit="img"))
+            summary = index_dataset(items, store, worker, args.score, args.images_per_shard, bar)
     if args.json:
         print(json.dumps({**vars(summary), "store": str(store.root), "images": len(store)}, indent=2))
     else:
@@ -91,11 +96,16 @@ def add_dataset_parsers(sub: argparse._SubParsersAction) -> None:
                    help="window embeddings kept as float16 (0.73 MB/image, ViT-B/32) or float32")
     p.add_argument("--score", default=SCORE, help="image-level pooling: top1 (default: the share of windows whose best description is in the subtree), top<k>, surprise")
     p.add_argument("--images-per-shard", type=int, default=8, help="images per shard (a crash loses at most one)")
+    p.add_argument("--images-per-forward", type=int, default=0, metavar="K",
+                   help="K > 0: the windows of K whole images per forward (K x 730; 4 fill a GPU) instead of "
+                        "--batch-size windows")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local (default, one process) or ray (Ray Data across GPUs: pip install -e .[ray])")
     p.add_argument("--address", default=None, help="ray: join this cluster ('auto'); default: start a local one")
-    p.add_argument("--num-gpus", type=int, default=None, help="ray: GPU actors (default: every GPU, else 1 CPU actor)")
-    p.add_argument("--gpus-per-worker", type=float, default=1.0, help="ray: GPUs per actor")
+    p.add_argument("--num-gpus", type=float, default=None,
+                   help="ray: GPUs to use (default: every GPU of the cluster; 0, or none there: one CPU actor)")
+    p.add_argument("--gpus-per-worker", type=float, default=1.0,
+                   help="ray: GPUs per actor (0.5: two actors share a GPU, with no memory isolation)")
     add_engine_args(p)
     add_run_args(p, batch_size=256)
     p.set_defaults(func=cmd_index)

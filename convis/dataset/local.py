@@ -10,7 +10,7 @@ whose scores were not get them from their stored embeddings at the end (`rescore
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,6 +55,28 @@ def concept_set(h: Hierarchy, score: str) -> ConceptSet:
     return ConceptSet(sc.score_key(h.vocabulary, h.ids, score), h.vocabulary, score, len(h))
 
 
+def triage(items: Sequence[Item], store: Store, out: Summary) -> Iterator[tuple[int, Item, tuple[str, bytes] | None]]:
+    """Hash each item and yield (position from 1, item, (sha256, bytes)), or None for a file to skip.
+
+    A file to skip (unreadable, already stored, or met earlier in this run) is counted in `out`.
+    Both engines resume and dedup through this one filter, so they skip the very same files.
+    """
+    seen: set[str] = set()
+    for n, item in enumerate(items, 1):
+        hashed = hash_item(item)
+        if isinstance(hashed, str):
+            out.failed.append((item.path, hashed))
+        elif hashed[0] in store:
+            out.already += 1
+        elif hashed[0] in seen:
+            out.duplicates += 1
+        else:
+            seen.add(hashed[0])
+            yield n, item, hashed
+            continue
+        yield n, item, None
+
+
 def index_dataset(items: Sequence[Item], store: Store, worker: IndexWorker, score: str,
                   images_per_shard: int = 8, progress: Progress | None = None) -> Summary:
     """Index every new image of `items` into `store` (hold `store.writer()` around the call).
@@ -66,7 +88,6 @@ def index_dataset(items: Sequence[Item], store: Store, worker: IndexWorker, scor
             moves in fractions of an image while a batch is encoded.
     """
     t0, out, cs = time.perf_counter(), Summary(), concept_set(worker.engine.hierarchy, score)
-    seen: set[str] = set()
     pending: list[Prepared] = []
 
     def flush(done: int) -> None:
@@ -80,16 +101,8 @@ def index_dataset(items: Sequence[Item], store: Store, worker: IndexWorker, scor
         out.windows += int(enc.window_emb.shape[0])
         pending.clear()
 
-    for n, item in enumerate(items, 1):
-        hashed = hash_item(item)
-        if isinstance(hashed, str):
-            out.failed.append((item.path, hashed))
-        elif hashed[0] in store:
-            out.already += 1
-        elif hashed[0] in seen:
-            out.duplicates += 1
-        else:
-            seen.add(hashed[0])
+    for n, item, hashed in triage(items, store, out):
+        if hashed is not None:
             prepared = decode(item, hashed[0], hashed[1], worker.config)
             if prepared.error:
                 out.failed.append((item.path, prepared.error))

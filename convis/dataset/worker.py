@@ -3,18 +3,23 @@
 `IndexWorker` is a callable class (Ray Data runs one per GPU actor; the local engine calls it in
 a loop). It feeds the encoder windows of several images per forward (K x 730 rows fill a GPU),
 keeps each window's unit embedding in the store's dtype, and pools image-level concept scores
-from those kept embeddings, so `--rescore` later gives the very same numbers.
+from those kept embeddings, on the device, so `--rescore` later gives the very same numbers.
+`WorkerRecipe` rebuilds a worker in another process from the model's name and the bank.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from convis.clip.bank import Bank
+from convis.clip.models import load_model
+from convis.concepts.hierarchy import Hierarchy
 from convis.config import GridConfig, Progress
 from convis.dataset.prepare import Prepared
 from convis.engine import Engine
@@ -23,6 +28,7 @@ from convis.store.shards import Row
 from convis.windows import crop_windows
 
 DTYPES = {"float16": torch.float16, "float32": torch.float32}
+AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,29 @@ def score_embeddings(emb: torch.Tensor, bank: torch.Tensor, weights: np.ndarray,
     return pool(sims, weights, ctx)
 
 
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """The autocast dtype of a model in `precision` on `device`: fp16/bf16 on CUDA, else None (off).
+
+    The weights are already fp16/bf16; autocast runs layer norms and softmax in fp32 on top, which
+    costs little and keeps the maps closer to fp32's. On a CPU it stays off: slower there.
+    """
+    return AUTOCAST.get(precision) if device.type == "cuda" else None
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """`torch.autocast` as `autocast_dtype` says, or a no-op."""
+    dtype = autocast_dtype(device, precision)
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+def to_device(pixels: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Host pixels on `device`; on CUDA through page-locked memory, so the copy does not block."""
+    t = torch.from_numpy(pixels)
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
 class IndexWorker:
     """Encode and score prepared images with one loaded engine.
 
@@ -58,11 +87,14 @@ class IndexWorker:
         batch_size: windows per forward, across images.
         score: the image-level pooling ("top1", "surprise": `convis.index.image_scores`).
         dtype: "float16" or "float32", how window embeddings are kept.
+        images_per_forward: K > 0 puts the windows of K whole images in each forward (K x 730
+            rows: 4 fill a GPU), instead of `batch_size` windows.
     """
 
     def __init__(self, engine: Engine, config: GridConfig, batch_size: int = 256, score: str = "top1",
-                 dtype: str = "float16") -> None:
+                 dtype: str = "float16", images_per_forward: int = 0) -> None:
         self.engine, self.config, self.batch_size, self.dtype = engine, config, batch_size, DTYPES[dtype]
+        self.score_name, self.images_per_forward = score, images_per_forward
         self.pool = image_scores.image_score(score)
         self.context = image_scores.ScoreContext.of(engine.hierarchy)
 
@@ -71,29 +103,73 @@ class IndexWorker:
         weights = image_scores.window_weights(boxes, self.config.pad, grid)
         return score_embeddings(emb, self.engine.bank.embeddings, weights, self.context, self.pool)
 
+    def bounds(self, spans: np.ndarray) -> list[int]:
+        """Row bounds of the forwards over a batch whose image i owns rows spans[i]:spans[i + 1]."""
+        total = int(spans[-1])
+        cuts = spans[:: self.images_per_forward] if self.images_per_forward > 0 else range(0, total, self.batch_size)
+        return sorted({int(c) for c in cuts} | {0, total})
+
     def __call__(self, batch: Sequence[Prepared], progress: Progress | None = None) -> Encoded:
         clip = self.engine.clip
         device = self.engine.bank.embeddings.device
-        pixels = [torch.from_numpy(p.padded).to(device, non_blocking=True) for p in batch]
+        pixels = [to_device(p.padded, device) for p in batch]
         spans = np.cumsum([0] + [len(p.boxes) for p in batch])  # image i owns rows spans[i]:spans[i + 1]
-        total, parts = int(spans[-1]), []
-        for start in range(0, total, self.batch_size):  # windows of several images per forward
-            stop = min(start + self.batch_size, total)
+        bounds, parts = self.bounds(spans), []
+        for start, stop in zip(bounds[:-1], bounds[1:]):  # windows of several images per forward
             crops = [crop_windows(pixels[i], batch[i].boxes[max(start, lo) - lo : min(stop, hi) - lo],
                                   clip.image_size, clip.mean, clip.std)
                      for i, (lo, hi) in enumerate(zip(spans[:-1], spans[1:])) if max(start, lo) < min(stop, hi)]
-            emb = F.normalize(clip.encode_image(torch.cat(crops)).float(), dim=-1)  # (n, D)
-            parts.append(emb.to("cpu", self.dtype))
+            with autocast(device, clip.precision):
+                emb = clip.encode_image(torch.cat(crops))
+            parts.append(F.normalize(emb.float(), dim=-1).to(self.dtype))  # kept as stored, still on the device
             if progress is not None:
-                progress(stop, total)
-        flat = torch.cat(parts)  # (total, D)
-        window_emb = [flat[lo:hi] for lo, hi in zip(spans[:-1], spans[1:])]
+                progress(stop, bounds[-1])
+        kept = torch.cat(parts)  # (total, D)
+        # scores from the kept (store-dtype) rows, on the device: what --rescore recomputes later
+        scores = np.stack([self.score(kept[lo:hi], p.boxes, p.grid)
+                           for lo, hi, p in zip(spans[:-1], spans[1:], batch)])
         centre = torch.cat([crop_windows(px, np.asarray([_centre_square(p)]), clip.image_size, clip.mean, clip.std)
                             for px, p in zip(pixels, batch)])
-        image_emb = F.normalize(clip.encode_image(centre).float(), dim=-1).to("cpu", self.dtype)
-        scores = np.stack([self.score(e, p.boxes, p.grid) for e, p in zip(window_emb, batch)])
+        with autocast(device, clip.precision):
+            image_emb = F.normalize(clip.encode_image(centre).float(), dim=-1).to("cpu", self.dtype)
         rows = [Row(p.sha256, p.item.path, p.size, p.crop, p.grid, len(p.boxes), p.item.label) for p in batch]
-        return Encoded(rows, flat, image_emb, scores)
+        return Encoded(rows, kept.cpu(), image_emb, scores)
+
+
+@dataclass(frozen=True)
+class WorkerRecipe:
+    """What rebuilds an `IndexWorker` in another process (a Ray actor), concept bank included.
+
+    The model is loaded there by name: the weights come from that node's cache or checkpoint
+    path, and a seeded random init is the same everywhere. The hierarchy and the bank travel as
+    they are (the bank on the CPU), so no node re-encodes the glosses: 7,156 for "physical".
+    """
+
+    model: str
+    pretrained: str
+    precision: str
+    hierarchy: Hierarchy
+    bank: Bank
+    config: GridConfig
+    batch_size: int
+    score: str
+    dtype: str
+    images_per_forward: int
+
+    @classmethod
+    def of(cls, worker: IndexWorker) -> WorkerRecipe:
+        clip, bank = worker.engine.clip, worker.engine.bank
+        dtype = next(k for k, v in DTYPES.items() if v == worker.dtype)
+        return cls(clip.name, clip.pretrained, clip.precision, worker.engine.hierarchy,
+                   replace(bank, embeddings=bank.embeddings.cpu()), worker.config, worker.batch_size,
+                   worker.score_name, dtype, worker.images_per_forward)
+
+    def __call__(self, device: str = "auto") -> IndexWorker:
+        """The worker, its model on `device` in the recipe's precision (the store's)."""
+        clip = load_model(self.model, self.pretrained, device=device, precision=self.precision)
+        bank = replace(self.bank, embeddings=self.bank.embeddings.to(clip.device))
+        return IndexWorker(Engine(clip, self.hierarchy, bank), self.config, self.batch_size, self.score,
+                           self.dtype, self.images_per_forward)
 
 
 def _centre_square(p: Prepared) -> tuple[int, int, int, int]:
