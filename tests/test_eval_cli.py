@@ -114,13 +114,28 @@ def test_ood_split(tmp_path, vocab, capsys):
     assert "error" in summary["splits"]["bird-hunting_dog"]  # no hunting dogs in the folder
 
 
+def test_an_unreadable_image_is_skipped_counted_and_the_rows_written(tmp_path, vocab, capsys):
+    root = make_cub(tmp_path / "cub", n=4)
+    (root / "images" / "002.Bird_1" / "img_1.jpg").write_bytes(b"\xff\xd8\xff not a whole JPEG")
+    out = tmp_path / "out"
+    assert main(["eval", "wsol", str(root), "--methods", "grid", "--json", "--out", str(out), *TINY, *vocab]) == 0
+    printed = capsys.readouterr()
+    summary = json.loads(printed.out)
+    assert summary["images"] == 3 and summary["unreadable"] == 1, summary
+    assert summary["unreadable_images"][0].startswith("1: ")  # the image id, then why
+    assert "1 unreadable images skipped" in printed.err
+    assert len(rows(out / "wsol_images.csv")) == 3, "the readable images' rows are written"
+
+
 def test_faithfulness_folder(tmp_path, vocab, capsys):
     for k in range(2):
         _image(tmp_path / "imgs" / f"{k}.png", size=(70, 50), seed=k)
+    (tmp_path / "imgs" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n and then nothing")
     summary = run(["eval", "faithfulness", str(tmp_path / "imgs"), "--layout", "folder", "--concept", "dog",
                    "--steps", "4", "--methods", "grid,centre", "--json", *TINY, *vocab], capsys)
-    assert summary["images"] == 2 and summary["steps"] == 4
+    assert summary["images"] == 2 and summary["steps"] == 4 and summary["unreadable"] == 1
     assert set(summary["methods"]) == {"grid", "centre"}
+    assert summary["precision"] == "fp32", "int8 and fp32 share a model id: the summary says which ran"
 
 
 def test_table_output_and_bad_method(tmp_path, vocab, capsys):

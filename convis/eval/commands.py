@@ -49,10 +49,15 @@ def _finish(args: argparse.Namespace, engine: Engine, name: str, summary: dict, 
     """Print the table or JSON, the notes on stderr, and write the files."""
     from convis.eval.report import to_json, write_outputs
 
-    summary = {"command": name, "model": engine.clip.model_id, "vocabulary": engine.hierarchy.vocabulary,
+    # int8 and fp32 share a model_id but not their figures: the precision goes with the results.
+    summary = {"command": name, "model": engine.clip.model_id, "precision": engine.clip.precision,
+               "vocabulary": engine.hierarchy.vocabulary,
                "concepts": len(engine.hierarchy), "seed": args.seed, **summary}
     if (maker := getattr(args, "maker", None)) is not None and maker.store is not None:
         summary["store"] = {"path": str(maker.store.root), "from_store": maker.from_store, "encoded": maker.encoded}
+    if summary.get("unreadable"):  # skipped, not fatal: the rows of the readable images are written
+        notes = [*notes, f"{summary['unreadable']} unreadable images skipped: "
+                 + "; ".join(summary["unreadable_images"][:5]) + (" ..." if summary["unreadable"] > 5 else "")]
     files = write_outputs(args.out, name, summary, rows)
     print(to_json(summary) if args.json else text)
     for line in [*notes, *(f"wrote {f}" for f in files)]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from convis.errors import UserError
-from convis.image import IMAGE_SUFFIXES
+from convis.image import IMAGE_SUFFIXES, ImageError, load_image
 
 FBox = tuple[float, float, float, float]
 
@@ -42,6 +42,16 @@ class DataError(UserError, ValueError):
 
 class DataNotFoundError(UserError, FileNotFoundError):
     """A dataset file or folder the layout needs is missing; the message names the layout."""
+
+
+def open_or_note(sample: Sample, unreadable: list[str]) -> object | None:
+    """The sample's picture (a PIL image), or None after noting "<image id>: <why>" in `unreadable`:
+    one damaged file in a dataset of thousands costs its own row, not the run's."""
+    try:
+        return load_image(sample.path)
+    except ImageError as exc:
+        unreadable.append(f"{sample.image_id}: {exc}")
+        return None
 
 
 def _need(path: Path, what: str) -> Path:

@@ -17,10 +17,9 @@ import torch
 from scipy import ndimage
 
 from convis.engine import Engine
-from convis.eval.datasets import Sample
+from convis.eval.datasets import Sample, open_or_note
 from convis.eval.mapmaker import MapMaker
 from convis.eval.metrics import curve_auc
-from convis.image import load_image
 from convis.windows import crop_windows, prepare_image
 
 BLUR_SIGMA = 5.0  # px at 224: RISE's insertion start (an 11-px Gaussian kernel, sigma 5)
@@ -83,10 +82,10 @@ def run_faithfulness(samples: Iterable[Sample], maker: MapMaker, concept_of: Cal
         (summary {"images", "methods": {method: {"deletion_auc", "insertion_auc"}}}, per-image rows).
     """
     rows: list[dict] = []
+    unreadable: list[str] = []  # named in the summary, not scored
     for sample in samples:
         concept = concept_of(sample)
-        if concept:
-            image = load_image(sample.path)
+        if concept and (image := open_or_note(sample, unreadable)) is not None:
             pixels, _ = prepare_image(image, maker.config.image_size)
             maps, _ = maker(image, [concept], size=0, source=sample.path)
             row: dict = {"image": sample.image_id, "concept": concept}
@@ -97,7 +96,8 @@ def run_faithfulness(samples: Iterable[Sample], maker: MapMaker, concept_of: Cal
             rows.append(row)
         if progress:
             progress(1)
-    summary: dict = {"images": len(rows), "steps": steps, "methods": {}}
+    summary: dict = {"images": len(rows), "steps": steps, "unreadable": len(unreadable),
+                     "unreadable_images": unreadable, "methods": {}}
     for m in maker.methods:
         d = [r[f"{m}_deletion_auc"] for r in rows]
         i = [r[f"{m}_insertion_auc"] for r in rows]

@@ -16,10 +16,9 @@ import numpy as np
 
 from convis.boxes import pointing_hit
 from convis.eval.concepts import Resolution
-from convis.eval.datasets import FBox, Sample
+from convis.eval.datasets import FBox, Sample, open_or_note
 from convis.eval.mapmaker import MapMaker
 from convis.eval.metrics import shift_boxes
-from convis.image import load_image
 
 
 def covered_fraction(boxes: list[FBox], width: int, height: int) -> float:
@@ -47,10 +46,10 @@ def run_pointing(samples: Iterable[Sample], resolution: Resolution, maker: MapMa
         ("class_mean", TorchRay's headline figure).
     """
     rows: list[dict] = []
+    unreadable: list[str] = []  # named in the summary, not scored
     for sample in samples:
         classes = sorted({n for n, _ in sample.objects if n in resolution.queries})
-        if classes:
-            image = load_image(sample.path)
+        if classes and (image := open_or_note(sample, unreadable)) is not None:
             synsets = list(dict.fromkeys(resolution.queries[c] for c in classes))
             maps, crop = maker(image, synsets, size=None, source=sample.path)  # crop-side maps: original pixels
             for c in classes:
@@ -67,7 +66,8 @@ def run_pointing(samples: Iterable[Sample], resolution: Resolution, maker: MapMa
                 rows.append(row)
         if progress:
             progress(1)
-    return summarise_pointing(rows, maker.methods), rows
+    summary = summarise_pointing(rows, maker.methods)
+    return {**summary, "unreadable": len(unreadable), "unreadable_images": unreadable}, rows
 
 
 def summarise_pointing(rows: list[dict], methods: list[str]) -> dict:

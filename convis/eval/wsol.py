@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from convis.boxes import THRESHOLDS, box_accuracy, iou_matrix, map_to_box
-from convis.eval.datasets import Sample
+from convis.eval.datasets import Sample, open_or_note
 from convis.eval.mapmaker import MapMaker
 from convis.eval.metrics import dequantise, quantise, to_map_frame
-from convis.image import load_image
 from convis.windows import centre_crop_box
 
 ConceptOf = Callable[[Sample], "str | None"]  # the synset to query for an image, None = skip it
@@ -69,17 +68,18 @@ def run_wsol(samples: Iterable[Sample], maker: MapMaker, concept_of: ConceptOf,
         progress: called with 1 after each image.
 
     Returns:
-        (summary: {"images", "skipped", "methods": {method: figures}}, per-image rows).
+        (summary: {"images", "skipped", "unreadable", "methods": {method: figures}}, per-image rows);
+        an image that cannot be read is counted and named in "unreadable_images", not scored.
     """
-    loc = Localisation(maker.methods, maker.config.image_size)
+    loc, unreadable = Localisation(maker.methods, maker.config.image_size), []
     for sample in samples:
         concept = concept_of(sample)
-        image = load_image(sample.path)
-        boxes = sample.boxes(sample.label or None) if concept else []
+        image = open_or_note(sample, unreadable)
+        boxes = sample.boxes(sample.label or None) if concept and image is not None else []
         gts = to_map_frame(boxes, centre_crop_box(*image.size), loc.size) if boxes else []
-        if not gts:
+        if image is not None and not gts:
             loc.skipped.append(sample.image_id)
-        else:
+        elif gts:
             maps, crop = maker(image, [concept], size=0, source=sample.path)
             loc.add({"image": sample.image_id, "path": str(sample.path), "concept": concept,
                      "gt_boxes": ";".join(" ".join(map(str, b)) for b in gts)},
@@ -87,6 +87,7 @@ def run_wsol(samples: Iterable[Sample], maker: MapMaker, concept_of: ConceptOf,
         if progress:
             progress(1)
     summary = {"images": len(loc.rows), "skipped": len(loc.skipped), "skipped_ids": loc.skipped,
+               "unreadable": len(unreadable), "unreadable_images": unreadable,
                "methods": loc.summary() if loc.rows else {}}
     return summary, loc.rows
 
