@@ -29,6 +29,7 @@ from convis.concepts.hints import resolve_concept
 from convis.engine import Engine
 from convis.image import ImageError, load_image
 from convis.store.locate import Found, locate
+from convis.store.search import search_text
 from convis.store.store import Store
 
 MAX_HITS, THUMB, STREAM = 100, 224, 4  # gallery bound; thumbnail short side (px); hits per gallery update
@@ -75,8 +76,8 @@ class DatasetView(Uploads):
     def found(self, engine: Engine, concept: str | None, phrase: str | None, k: int) -> Iterator[Found]:
         """The k best hits with their maps and boxes (a generator: one hit at a time)."""
         if phrase:
-            emb = self.b.on_device(engine.encode_text, phrase)  # one text forward
-            hits = self.store.search(engine, text=phrase, k=k)
+            emb = self.b.on_device(engine.encode_text, phrase)  # one text forward, for the ranking and the maps
+            hits = search_text(self.store, emb, engine.bank.embeddings, k)
             yield from locate(self.store, hits, engine.bank.embeddings, engine.hierarchy, phrase=emb)
         else:
             hits = self.store.search(engine, concept=concept, k=k)
