@@ -4,6 +4,7 @@ failure back-off, one LRU, sessions that hold keys, bounded exports, no server p
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 import tracemalloc
@@ -298,9 +299,12 @@ def test_stochastic_maps_count_in_the_index_budget():
     for i in range(40):  # 40 maps would hold 12 MB beside the index
         backend.keep_map(entry.key, f"concept_{i}.n.01", np.full(one_map.shape, i / 40, np.float32))
         assert backend.held_bytes <= budget
+    assert backend.cached(entry.key) is entry, "the index the maps are drawn on is in use: it stays"
+    kept = [i for i in range(40) if backend.kept_map(entry.key, f"concept_{i}.n.01") is not None]
+    assert kept == list(range(30, 40)), "the index and the ten newest maps fill the budget"
     assert backend.kept_map(entry.key, "concept_39.n.01")[0, 0] == np.float32(39 / 40)
-    assert backend.kept_map(entry.key, "concept_0.n.01") is None, "the oldest maps made room"
-    assert backend.cached(entry.key) is None, "the index is older than the last ten maps: it went too"
+    other = backend.index(load_image(CAT), "cat.jpg", whole=False)  # another picture's index
+    assert backend.cached(other.key) is other and backend.held_bytes <= budget
 
 
 def test_exports_are_per_session_bounded_and_cleaned(toy_backend):
@@ -336,3 +340,17 @@ def test_deleted_upload_gives_a_message_without_a_server_path(tmp_path):
     status = out[5]
     assert "mine.png is no longer on the server" in status and "upload it again" in status
     assert str(tmp_path) not in status and "Errno" not in status
+
+
+def test_the_cache_folder_is_trimmed_oldest_first(tmp_path):
+    from convis.app.disk import trim_folder
+
+    for i in range(6):  # 6 files of 1 KiB, file i last modified at t = 1000 + i
+        path = tmp_path / f"set{i % 2}" / f"f{i}.bin"
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"x" * 1024)
+        os.utime(path, (1000 + i, 1000 + i))
+    assert trim_folder(tmp_path, 3 * 1024) == 3 * 1024
+    left = sorted(p.name for p in tmp_path.rglob("*.bin"))
+    assert left == ["f3.bin", "f4.bin", "f5.bin"], "the three oldest went, the three newest stay"
+    assert trim_folder(tmp_path, 3 * 1024) == 0, "within budget: nothing more goes"
