@@ -156,7 +156,9 @@ def test_hostile_payloads_get_a_clear_error_fast_and_cost_no_memory(server):
         assert len(str(err.value)) < 600, "the error does not echo the payload"
     print("payload seconds:", {i: round(t, 2) for i, t in times.items()},
           f"peak RSS growth {server.peak() - before:.0f} MiB")
-    # The issue asks 1 s; the bound keeps headroom for a busy CI machine (a 1 MB upload included).
+    # Marked wall-clock bound (README, Tests): the issue asks 1 s; the bound keeps headroom for a busy
+    # CI machine (a 1 MB upload included). A payload that were processed (1e6 characters encoded,
+    # searched) takes far longer.
     assert max(times.values()) < 3.0, times
     assert server.peak() - before <= 50, f"peak RSS grew {server.peak() - before:.0f} MiB"
     assert server.alive()
@@ -189,7 +191,7 @@ def test_hostile_files_are_refused_or_served_within_budget(server, tmp_path):
         seconds[name] = round(time.perf_counter() - t0, 1)
         assert got == expect, (name, got)
     print("seconds per file:", seconds, f"peak RSS over idle: {server.peak() - server.idle:.0f} MiB")
-    assert max(seconds.values()) < 30, seconds  # the issue asks 10 s; headroom for a shared CI box
+    assert max(seconds.values()) < 30, seconds  # marked wall-clock bound: the issue asks 10 s; headroom for CI
     assert server.peak() - server.idle <= 1536, f"peak {server.peak():.0f} MiB, idle {server.idle:.0f} MiB"
     assert server.alive()
 
@@ -285,10 +287,8 @@ def test_slow_model_load_does_not_delay_other_sessions(slow_app):
     job = loader_session.submit(handle_file(CAT), 3, api_name="/top_concepts")  # loads the engine: slow
     assert started.wait(60), "the load began"
     # The same session cannot queue a second CLIP job meanwhile: refused at once, not queued.
-    t0 = time.perf_counter()
-    with pytest.raises(Exception, match="400"):
+    with pytest.raises(Exception, match="400"):  # queued, it would wait for the load: a timeout, not a 400
         loader_session.submit(handle_file(CAT), 3, api_name="/top_concepts").result(timeout=30)
-    assert time.perf_counter() - t0 < 5
 
     browser = Client(url, verbose=False)
     worst = 0.0
@@ -304,7 +304,9 @@ def test_slow_model_load_does_not_delay_other_sessions(slow_app):
         worst = max(worst, time.perf_counter() - t0)
     print(f"worst search + tree page during the load: {worst:.3f} s")
     assert not job.done(), "the load was still running while the other session browsed"
-    assert worst < 1.0, f"search + tree page took {worst:.2f} s during another session's load"
+    # Marked wall-clock bound: blocked by the load, a page would wait for `release` (30 s); measured
+    # ~0.05 s, so 5 s fails on a wait, not on a slow machine.
+    assert worst < 5.0, f"search + tree page took {worst:.2f} s during another session's load"
     release.set()
     assert len(job.result(timeout=120)) == 3
 

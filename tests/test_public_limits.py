@@ -36,13 +36,16 @@ def noop(*_a, **_k) -> None:
 
 
 # ---- pixel budget ----------------------------------------------------------------------------------
-def test_small_file_with_huge_pixel_count_is_refused_from_its_header(tmp_path):
+def test_small_file_with_huge_pixel_count_is_refused_from_its_header(tmp_path, monkeypatch):
+    from PIL import ImageFile
+
     path = png_stream(tmp_path / "deep.png", 13_000, 13_000, color_type=0, bit_depth=16)
     assert path.stat().st_size < 1_000_000
-    t0 = time.perf_counter()
+    decoded = []  # a state, not a time: refused from the header means no pixel was decoded
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda im: decoded.append(im.size))
     with pytest.raises(ImageError, match="13000x13000 pixels, more than the 40,000,000-pixel limit"):
         load_image(path)
-    assert time.perf_counter() - t0 < 1.0, "refused from the header, before decoding 338 MB"
+    assert decoded == [], "refused from the header, before decoding 338 MB"
 
 
 def test_large_16bit_and_rgba_are_reduced_before_conversion(tmp_path):
@@ -112,7 +115,9 @@ def test_did_you_mean_is_bounded_in_time_and_memory():
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         # The message repeats the query (the app bounds it to 200 characters before it gets here).
-        assert seconds < 1.0 and peak < 10 * n + 5_000_000, (n, seconds, peak)
+        # Marked wall-clock bound: an unbounded edit distance over 1e6 characters takes minutes;
+        # the bounded one takes milliseconds, so 5 s fails on the bug, not on a slow machine.
+        assert seconds < 5.0 and peak < 10 * n + 5_000_000, (n, seconds, peak)
 
 
 # ---- one LRU ---------------------------------------------------------------------------------------
@@ -178,10 +183,9 @@ def test_a_slow_load_does_not_block_another_key():
     t = threading.Thread(target=slow)
     t.start()
     assert started.wait(5)
-    t0 = time.perf_counter()
     with loads.loading(("hierarchy", "toy")):
         pass
-    assert time.perf_counter() - t0 < 0.5
+    assert t.is_alive(), "another key's load went through while the model's load still held its own"
     release.set()
     t.join()
 
@@ -229,10 +233,9 @@ def test_backend_serves_loaded_engines_while_another_model_loads():
     t = threading.Thread(target=backend.engine, args=("ViT-B-32/openai", "toy"))
     t.start()
     assert started.wait(10)
-    t0 = time.perf_counter()
     assert backend.engine(None, None).hierarchy.vocabulary == "toy"
     assert backend.hierarchy("toy").search("dog", 1) == ["dog.n.01"]
-    assert time.perf_counter() - t0 < 0.5
+    assert t.is_alive() and not release.is_set(), "served while the other model's load was still waiting"
     release.set()
     t.join()
 
