@@ -190,7 +190,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="also offer the nouns vocabulary and ViT-L models (or CONVIS_ALLOW_LARGE=1); off by "
                         "default: a public server must hold what any visitor can load")
     p.add_argument("--index-mib", type=int, default=int(os.environ.get("CONVIS_INDEX_MIB", 1024)),
-                   help="memory for cached image indexes, shared by all users, MiB (default 1024)")
+                   help="memory for cached image indexes and stochastic maps, shared by all users, MiB "
+                        "(default 1024)")
+    p.add_argument("--cache-mib", type=int, default=int(os.environ.get("CONVIS_CACHE_MIB", 2048)),
+                   help="disk for Gradio's cache folder (uploads, the API's pictures, downloads), MiB; the oldest "
+                        "files go first (default 2048)")
     p.add_argument("--queue-size", type=int, default=QUEUE_SIZE, help="jobs that may wait in the queue")
     p.add_argument("--store", default=os.environ.get("CONVIS_STORE") or None,
                    help="a dataset store made by `convis index` (or CONVIS_STORE): adds the Dataset tab and "
@@ -210,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     gpu = spaces.GPU(duration=120) if spaces is not None else None  # a no-op off ZeroGPU
     backend = Backend(model_key(args.model, args.pretrained), args.vocabulary, device=args.device, seek=args.seek,
                       precision=args.precision, gpu=gpu, allow_large=args.allow_large,
-                      max_index_bytes=args.index_mib << 20)
+                      max_index_bytes=args.index_mib << 20, max_cache_bytes=args.cache_mib << 20)
     try:
         store = Store.open(args.store) if args.store else None
     except UserError as exc:

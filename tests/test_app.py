@@ -328,6 +328,22 @@ def test_stochastic_map_shows_progress_and_stops_when_asked(indexed, monkeypatch
     expected = (inner - inner.min()) / (inner.max() - inner.min())
     assert len(scored) == 600
     np.testing.assert_allclose(handlers.b.kept_map(entry.key, "feline.n.01"), expected, atol=1e-5)
+    # The scores too, for a few draws, by hand from the window's embedding: the best 0-based rank r
+    # of feline's subtree among all of T, then the reference's 2 exp(-5 r / 91) - 1 (-1 beyond 91).
+    from convis.windows import crop_windows  # the crop itself is PIL's, checked in test_faithful
+
+    engine = handlers.b.engine(entry.key[1], entry.key[2])
+    h = entry.index.hierarchy
+    subtree = [h.ids.index(n) for n in ("feline.n.01", "cat.n.01", "tiger.n.02")]  # the toy DAG, by hand
+    bank = engine.bank.embeddings.float().numpy()
+    for box, score in scored[::150]:
+        crop = crop_windows(entry.index.padded, np.asarray([box]), engine.spec.size, engine.spec.mean,
+                            engine.spec.std)
+        emb = engine.clip.encode_image(crop).numpy()[0]
+        cos = bank @ (emb / np.linalg.norm(emb))
+        order = sorted(range(len(cos)), key=lambda j: (-cos[j], j))  # ties keep T's order
+        r = min(order.index(j) for j in subtree)
+        assert score == pytest.approx(2 * np.exp(-5 * r / 91) - 1 if r < 91 else -1.0, abs=1e-6), (box, r)
     assert "stochastic map of the whole picture" in handlers.select_node(session, event("feline.n.01"))[3]
     # Stop: the running job ends at its next forward and keeps nothing.
     handlers.select_node(session, event("cat.n.01"))

@@ -32,7 +32,7 @@ def test_explain_writes_png_npy_and_json(tmp_path, capsys):
                  "--npy", str(npy), "--json", "--box", "0.5", "--colorbar"])
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["concepts"] == ["dog.n.01"] and summary["model"] == "test-tiny/none"
+    assert summary["concepts"] == ["dog.n.01"] and summary["model"] == "test-tiny/none" and summary["precision"] == "fp32"
     assert summary["crop"] == [75, 0, 375, 300]  # cat.jpg is 451 x 300
     img = Image.open(out)
     assert img.size[1] == 300 and img.size[0] > 300  # the crop, plus the colorbar strip

@@ -4,6 +4,7 @@ failure back-off, one LRU, sessions that hold keys, bounded exports, no server p
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 import tracemalloc
@@ -35,13 +36,16 @@ def noop(*_a, **_k) -> None:
 
 
 # ---- pixel budget ----------------------------------------------------------------------------------
-def test_small_file_with_huge_pixel_count_is_refused_from_its_header(tmp_path):
+def test_small_file_with_huge_pixel_count_is_refused_from_its_header(tmp_path, monkeypatch):
+    from PIL import ImageFile
+
     path = png_stream(tmp_path / "deep.png", 13_000, 13_000, color_type=0, bit_depth=16)
     assert path.stat().st_size < 1_000_000
-    t0 = time.perf_counter()
+    decoded = []  # a state, not a time: refused from the header means no pixel was decoded
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda im: decoded.append(im.size))
     with pytest.raises(ImageError, match="13000x13000 pixels, more than the 40,000,000-pixel limit"):
         load_image(path)
-    assert time.perf_counter() - t0 < 1.0, "refused from the header, before decoding 338 MB"
+    assert decoded == [], "refused from the header, before decoding 338 MB"
 
 
 def test_large_16bit_and_rgba_are_reduced_before_conversion(tmp_path):
@@ -111,7 +115,9 @@ def test_did_you_mean_is_bounded_in_time_and_memory():
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         # The message repeats the query (the app bounds it to 200 characters before it gets here).
-        assert seconds < 1.0 and peak < 10 * n + 5_000_000, (n, seconds, peak)
+        # Marked wall-clock bound: an unbounded edit distance over 1e6 characters takes minutes;
+        # the bounded one takes milliseconds, so 5 s fails on the bug, not on a slow machine.
+        assert seconds < 5.0 and peak < 10 * n + 5_000_000, (n, seconds, peak)
 
 
 # ---- one LRU ---------------------------------------------------------------------------------------
@@ -177,10 +183,9 @@ def test_a_slow_load_does_not_block_another_key():
     t = threading.Thread(target=slow)
     t.start()
     assert started.wait(5)
-    t0 = time.perf_counter()
     with loads.loading(("hierarchy", "toy")):
         pass
-    assert time.perf_counter() - t0 < 0.5
+    assert t.is_alive(), "another key's load went through while the model's load still held its own"
     release.set()
     t.join()
 
@@ -228,10 +233,9 @@ def test_backend_serves_loaded_engines_while_another_model_loads():
     t = threading.Thread(target=backend.engine, args=("ViT-B-32/openai", "toy"))
     t.start()
     assert started.wait(10)
-    t0 = time.perf_counter()
     assert backend.engine(None, None).hierarchy.vocabulary == "toy"
     assert backend.hierarchy("toy").search("dog", 1) == ["dog.n.01"]
-    assert time.perf_counter() - t0 < 0.5
+    assert t.is_alive() and not release.is_set(), "served while the other model's load was still waiting"
     release.set()
     t.join()
 
@@ -298,9 +302,12 @@ def test_stochastic_maps_count_in_the_index_budget():
     for i in range(40):  # 40 maps would hold 12 MB beside the index
         backend.keep_map(entry.key, f"concept_{i}.n.01", np.full(one_map.shape, i / 40, np.float32))
         assert backend.held_bytes <= budget
+    assert backend.cached(entry.key) is entry, "the index the maps are drawn on is in use: it stays"
+    kept = [i for i in range(40) if backend.kept_map(entry.key, f"concept_{i}.n.01") is not None]
+    assert kept == list(range(30, 40)), "the index and the ten newest maps fill the budget"
     assert backend.kept_map(entry.key, "concept_39.n.01")[0, 0] == np.float32(39 / 40)
-    assert backend.kept_map(entry.key, "concept_0.n.01") is None, "the oldest maps made room"
-    assert backend.cached(entry.key) is None, "the index is older than the last ten maps: it went too"
+    other = backend.index(load_image(CAT), "cat.jpg", whole=False)  # another picture's index
+    assert backend.cached(other.key) is other and backend.held_bytes <= budget
 
 
 def test_exports_are_per_session_bounded_and_cleaned(toy_backend):
@@ -336,3 +343,17 @@ def test_deleted_upload_gives_a_message_without_a_server_path(tmp_path):
     status = out[5]
     assert "mine.png is no longer on the server" in status and "upload it again" in status
     assert str(tmp_path) not in status and "Errno" not in status
+
+
+def test_the_cache_folder_is_trimmed_oldest_first(tmp_path):
+    from convis.app.disk import trim_folder
+
+    for i in range(6):  # 6 files of 1 KiB, file i last modified at t = 1000 + i
+        path = tmp_path / f"set{i % 2}" / f"f{i}.bin"
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"x" * 1024)
+        os.utime(path, (1000 + i, 1000 + i))
+    assert trim_folder(tmp_path, 3 * 1024) == 3 * 1024
+    left = sorted(p.name for p in tmp_path.rglob("*.bin"))
+    assert left == ["f3.bin", "f4.bin", "f5.bin"], "the three oldest went, the three newest stay"
+    assert trim_folder(tmp_path, 3 * 1024) == 0, "within budget: nothing more goes"

@@ -39,12 +39,25 @@ def test_resize_map_same_size_is_a_clipped_copy():
 
 def test_overlay_limits(image, sal):
     assert np.array_equal(render.overlay(image, sal, alpha=0.0), image)
-    full = render.overlay(image, sal, cmap="gray", alpha=1.0)
-    expected = np.round(render.resize_map(sal, (40, 60)) * 255)
-    assert np.abs(full[..., 0].astype(int) - expected).max() <= 1  # gray colormap: value -> intensity
+    big = np.kron(sal, np.ones((2, 2)))  # the map at the image's size: no resampling in between
+    full = render.overlay(image, big, cmap="gray", alpha=1.0)
+    expected = np.round(big * 255)  # gray colormap: value -> intensity (hand computation)
+    assert np.abs(full[..., 0].astype(int) - expected).max() <= 1
     half = render.overlay(image, sal, alpha=0.5)
     assert half.shape == image.shape and half.dtype == np.uint8
     assert not np.array_equal(half, image)
+
+
+def test_overlay_by_hand(image):
+    """Pixel by pixel, written without render's code: a map already at the image's size, its value
+    quantised to one of matplotlib's 256 colours, then (1 - a) * pixel + a * colour, rounded."""
+    s = np.random.default_rng(1).random((40, 60))
+    jet = matplotlib.colormaps["jet"].resampled(256)
+    out = render.overlay(image, s, cmap="jet", alpha=0.3)
+    for y, x in [(0, 0), (7, 41), (39, 59), (20, 3)]:
+        colour = np.array(jet(int(round(s[y, x] * 255)))[:3]) * 255
+        want = [int(round(0.7 * float(p) + 0.3 * float(round(c)))) for p, c in zip(image[y, x], colour)]
+        assert abs(np.asarray(out[y, x], int) - want).max() <= 1, (y, x, out[y, x], want)
 
 
 def test_overlay_uses_the_colormap(image):

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from convis.cache import LRU, nbytes
+from convis.app.disk import CacheBudget
 from convis.app.entry import Entry, Key, image_hash, model_key
 from convis.app.limits import public
 from convis.app.loads import KeyedLoads
@@ -60,6 +61,7 @@ class Backend(Offers):
         max_engines: engines kept loaded at once (their models and banks go with them).
         max_indexes, max_index_bytes: bounds of the shared LRU of indexes and stochastic maps
             (items, bytes); the bytes bind first on a real model.
+        max_cache_bytes: what Gradio's cache folder may hold on disk (`convis.app.disk`).
         gpu: optional decorator (``spaces.GPU(duration=...)``) applied to the indexing call.
         display_size: side of the rendered views, in pixels.
         hierarchies: ready-made concept sets by name (e.g. a toy one in tests), offered too.
@@ -71,7 +73,7 @@ class Backend(Offers):
                  seek: str = "definitions", precision: str = "auto", max_engines: int = 2, max_indexes: int = 256,
                  max_index_bytes: int = 1 << 30, gpu: Callable[[Callable], Callable] | None = None,
                  display_size: int = 512, hierarchies: dict[str, Hierarchy] | None = None,
-                 allow_large: bool = False, loader: Loader = load_model) -> None:
+                 allow_large: bool = False, loader: Loader = load_model, max_cache_bytes: int = 2 << 30) -> None:
         self.default_model = model_key(model)
         self.default_vocabulary = vocabulary
         self.device, self.seek, self.precision, self.display_size = device, seek, precision, display_size
@@ -87,6 +89,7 @@ class Backend(Offers):
         self._index_fn = gpu(_run_index) if gpu else _run_index
         self._device_fn = gpu(_call) if gpu else _call
         self.warming: WarmUp | None = None  # set by `warm_up`
+        self.disk = CacheBudget(max_cache_bytes)  # uploads, the API's pictures, exports: oldest go first
 
     def on_device(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run another model call (a phrase's text forward, a stochastic map) under the GPU decorator."""
@@ -157,12 +160,17 @@ class Backend(Offers):
         return self._memory.get(key)
 
     def keep_map(self, key: Key, synset: str, saliency: np.ndarray) -> None:
-        """Keep a stochastic map of a concept on an indexed image, within the byte budget."""
+        """Keep a stochastic map of a concept on an indexed image, within the byte budget; the
+        index it is drawn on counts as used too (maps must not push out the index they need)."""
+        self._memory.get(key)
         self._memory[("stochastic", key, synset)] = saliency
 
     def kept_map(self, key: Key, synset: str) -> np.ndarray | None:
         """A stochastic map kept by `keep_map` (by any session: the sampler is seeded), or None."""
-        return self._memory.get(("stochastic", key, synset))
+        found = self._memory.get(("stochastic", key, synset))
+        if found is not None:
+            self._memory.get(key)  # its index is in use
+        return found
 
     @property
     def held_bytes(self) -> int:

@@ -220,4 +220,5 @@ class Handlers(Base):
             raise gr.Error("Upload an image and select a concept first.")
         saliency, _ = maps.current(self.b, session)
         method = "phrase" if session.phrase else "stochastic" if saliency is not None else "grid"
+        self.b.disk.trim()  # a flood of exports stays within the disk budget
         return export(session.entry, session.item, session.view, session.export_folder(), saliency, method)

@@ -18,7 +18,7 @@ from convis.app.maps import EXPLAIN
 from convis.app.offers import offline_models
 from convis.app.panels import info_html, top_html
 from convis.app.session import COLORMAPS, MAX_COMPARE, METHODS, REGIONS, STYLE_LABELS, Session, View
-from convis.app.widgets import ConceptLinks, ImageInput, SynsetTree, make_fetch_children, tree_value
+from convis.app.widgets import ConceptLinks, ImageInput, MapImage, SynsetTree, make_fetch_children, tree_value
 
 SESSION_TTL_S = 3600  # a tab's indexes are dropped an hour after its last action
 HEADER = """# ConVis Explorer
@@ -67,7 +67,7 @@ def _tabs(hierarchy: object) -> SimpleNamespace:
                 add = gr.Button("Add the selected concept or phrase", size="sm", elem_id="cv-add")
                 kids = gr.Button("Its children, strongest first", size="sm")
                 clear = gr.Button("Clear", size="sm")
-            grid = gr.Image(label="Compare", format="jpeg", interactive=False, elem_id="cv-grid")
+            grid = MapImage(label="Compare", format="jpeg", interactive=False, elem_id="cv-grid")
         with gr.Tab("Download"):
             export = gr.Button("Prepare PNG, map (NPY) and settings (JSON)", elem_id="cv-export")
             files = gr.File(label="Files", file_count="multiple", interactive=False)
@@ -124,10 +124,10 @@ def _viewer(examples: Sequence[str], hierarchy: object) -> SimpleNamespace:
         image = ImageInput(type="filepath", label="Image", sources=["upload", "clipboard"],
                            height=380, elem_id="cv-image")
         # JPEG: a 512 px PNG takes ~200 ms to encode, JPEG ~3 ms (the Download tab gives PNG).
-        picture = gr.Image(label="Selected concept (its map; the caption says which map)",
+        picture = MapImage(label="Selected concept (its map; the caption says which map)",
                            format="jpeg", interactive=False, height=380,
                            buttons=["download", "fullscreen"], elem_id="cv-map")
-        raw_map = gr.Image(label="Raw cosine (ablation)", format="jpeg", interactive=False,
+        raw_map = MapImage(label="Raw cosine (ablation)", format="jpeg", interactive=False,
                            height=380, visible=False, elem_id="cv-raw")
     methods = _methods()
     status = gr.Markdown("Upload an image, or pick an example below.", elem_id="cv-status")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from convis.app import limits
+from convis.app.disk import upload_folder
 from convis.app.entry import Entry, Key
 from convis.cache import LRU
 from convis.errors import UserError
@@ -83,7 +84,8 @@ def _remove(_name: str, folder: str) -> None:
 
 def _export_root() -> Path:
     if not _EXPORT_ROOT:
-        root = Path(tempfile.mkdtemp(prefix="convis-exports-"))  # private (0700), not a shared name
+        # Inside Gradio's cache: handed out without a copy, and within its byte budget (`convis.app.disk`).
+        root = Path(tempfile.mkdtemp(prefix="convis-exports-", dir=upload_folder()))  # private (0700)
         atexit.register(shutil.rmtree, root, True)
         _EXPORT_ROOT.append(root)
     return _EXPORT_ROOT[0]

@@ -43,6 +43,7 @@ class Uploads(Base):
     def mark_upload(self, path: str | None, session: Session) -> None:
         """Runs unqueued at upload time: a newer upload makes a running indexing job stop."""
         session.latest_upload = path
+        self.b.disk.trim()  # the new upload is the newest file: older ones go first
 
     def index_image(self, path: str | None, session: Session, progress: gr.Progress = gr.Progress()):
         """Index an upload (once per image, model and vocabulary), live: a generator that shows the

@@ -1,4 +1,5 @@
-"""Custom widgets: the lazy synset tree and clickable concept links, both `gr.HTML` subclasses.
+"""Custom widgets: the lazy synset tree and clickable concept links, both `gr.HTML` subclasses, and
+the image in and out (an upload passed on unopened, maps sent inline).
 
 The tree's value is a small dict (roots, the pages of children needed to reveal a node, which
 rows to open); its JavaScript (`tree.js`) keeps the expand state and asks Python for more
@@ -7,12 +8,17 @@ children through the `fetch_children` server function.
 
 from __future__ import annotations
 
+import base64
+import io
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import numpy as np
+from gradio.data_classes import ImageData
+from PIL import Image
 
 from convis.app import limits
 from convis.concepts.hierarchy import Hierarchy
@@ -145,6 +151,23 @@ class ImageInput(gr.Image):
         if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
             return str(payload.path)
         return super().preprocess(payload)
+
+
+class MapImage(gr.Image):
+    """`gr.Image` for pictures drawn on every redraw: sent inline as a data URL in `format`, so no
+    file per redraw piles up in Gradio's cache (its download button saves the same picture)."""
+
+    is_template = True  # the frontend renders it as a plain Image
+
+    def postprocess(self, value: Any) -> Any:
+        if not isinstance(value, np.ndarray):
+            return super().postprocess(value)
+        fmt = "jpeg" if self.format in ("jpeg", "jpg") else "png"
+        buf = io.BytesIO()
+        Image.fromarray(value).save(buf, fmt, **({"quality": 90} if fmt == "jpeg" else {}))
+        url = f"data:image/{fmt};base64,{base64.b64encode(buf.getvalue()).decode()}"
+        return ImageData(url=url, orig_name=f"convis-map.{'jpg' if fmt == 'jpeg' else 'png'}",
+                         mime_type=f"image/{fmt}")
 
 
 def _refuse_url(path: Any) -> None:

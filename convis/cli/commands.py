@@ -103,7 +103,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if args.npy:
         np.save(args.npy, maps if len(labels) > 1 else maps[0])
     summary = {"image": args.image, "concepts": names, "texts": texts, "out": args.out, "npy": args.npy,
-               "model": index.model_id, "vocabulary": engine.hierarchy.vocabulary, "method": args.method,
+               "model": index.model_id, "precision": engine.clip.precision,  # int8 and fp32 share a model_id
+               "vocabulary": engine.hierarchy.vocabulary, "method": args.method,
                "seed": args.seed, "whole": args.whole, "crop": index.crop.box, "trimmed": index.crop.trimmed,
                "map_size": maps.shape[-1],
                "map_shape": list(maps.shape[-2:]), "windows": len(index.boxes),
