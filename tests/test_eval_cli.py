@@ -112,6 +112,21 @@ def test_ood_split(tmp_path, vocab, capsys):
     for score in ("naive", "hierarchy", "lemmas"):
         assert 0.0 <= split[score]["auroc"] <= 1.0 and 0.0 <= split[score]["fpr95"] <= 1.0
     assert "error" in summary["splits"]["bird-hunting_dog"]  # no hunting dogs in the folder
+    assert summary["unreadable"] == 0
+
+
+def test_ood_skips_an_unreadable_image_and_scores_the_rest(tmp_path, vocab, capsys):
+    make_imagenet(tmp_path / "val", classes=("n02667093", "n02791124"), per_class=3)
+    broken = sorted((tmp_path / "val" / "n02791124").iterdir())[0]  # a barber chair: the OOD side
+    broken.write_bytes(b"\xff\xd8\xff not a whole JPEG")
+    assert main(["eval", "ood", str(tmp_path / "val"), "--splits", "garment-furniture", "--json",
+                 "--out", str(tmp_path / "out"), *TINY, *vocab]) == 0
+    printed = capsys.readouterr()
+    summary, split = json.loads(printed.out), json.loads(printed.out)["splits"]["garment-furniture"]
+    assert split["id_images"] == 3 and split["ood_images"] == 2, "the broken chair is left out, not scored"
+    assert summary["unreadable"] == 1 and broken.stem in summary["unreadable_images"][0]
+    assert "1 unreadable images skipped" in printed.err
+    assert len(rows(tmp_path / "out" / "ood_images.csv")) == 3, "one row per score, written"
 
 
 def test_an_unreadable_image_is_skipped_counted_and_the_rows_written(tmp_path, vocab, capsys):

@@ -149,10 +149,12 @@ def cmd_ood(args: argparse.Namespace) -> int:
         samples = first_per_class(samples, args.max_per_class)
     parts = {sp: ood.split_samples(samples, sp) for sp in splits}
     needed = list(dict.fromkeys(s for a, b in parts.values() for s in a + b))
-    emb = ood.image_embeddings(engine, needed, args.batch_size, Bar("embedding", len(needed)))
-    row_of = {s: i for i, s in enumerate(needed)}
+    unreadable: list[str] = []  # left out of both sides, named in the summary
+    emb, kept = ood.image_embeddings(engine, needed, args.batch_size, Bar("embedding", len(needed)), unreadable)
+    row_of = {s: i for i, s in enumerate(kept)}
     results, rows = {}, []
     for sp, (ins, outs) in parts.items():
+        ins, outs = [s for s in ins if s in row_of], [s for s in outs if s in row_of]
         if not ins or not outs:
             results[sp] = {"error": f"no images for {'ID' if not ins else 'OOD'} classes of {sp}"}
             continue
@@ -161,7 +163,8 @@ def cmd_ood(args: argparse.Namespace) -> int:
         rows += [[sp, n, results[sp][n]["auroc"], results[sp][n]["fpr95"]] for n in ood.SCORES]
     text = table(rows, ["split", "score", "AUROC", "FPR95"])
     records = [dict(zip(("split", "score", "auroc", "fpr95"), r)) for r in rows]
-    return _finish(args, engine, "ood", {"splits": results}, records, text)
+    return _finish(args, engine, "ood", {"splits": results, "unreadable": len(unreadable),
+                                         "unreadable_images": unreadable}, records, text)
 
 
 def cmd_faithfulness(args: argparse.Namespace) -> int:

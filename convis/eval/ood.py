@@ -21,9 +21,8 @@ import torch
 
 from convis.clip.text import encode_texts_bucketed
 from convis.engine import Engine
-from convis.eval.datasets import DataError, Sample
+from convis.eval.datasets import DataError, Sample, open_or_note
 from convis.eval.metrics import auroc, fpr_at_tpr
-from convis.image import load_image
 
 SPLITS: dict[str, tuple[str, str]] = {
     "garment-furniture": ("garment.n.01", "furniture.n.01"),
@@ -59,17 +58,22 @@ def split_samples(samples: Sequence[Sample], split: str) -> tuple[list[Sample], 
 
 
 def image_embeddings(engine: Engine, samples: Sequence[Sample], batch_size: int = 32,
-                     progress: Callable[[int], None] | None = None) -> torch.Tensor:
-    """(N, D) unit image embeddings with the model's own open_clip preprocessing."""
-    clip = engine.clip
-    prep = clip.preprocess
-    parts = []
+                     progress: Callable[[int], None] | None = None,
+                     unreadable: list[str] | None = None) -> tuple[torch.Tensor, list[Sample]]:
+    """((M, D) unit image embeddings with the model's own open_clip preprocessing, the M samples they
+    embed): an image that cannot be read is left out and named in `unreadable` ("<id>: <why>")."""
+    clip, skipped = engine.clip, [] if unreadable is None else unreadable
+    parts, kept = [], []
     for start in range(0, len(samples), batch_size):
         batch = samples[start:start + batch_size]
-        parts.append(clip.encode_image(torch.stack([prep(load_image(s.path)) for s in batch])).cpu())
+        read = [(s, image) for s in batch if (image := open_or_note(s, skipped)) is not None]
+        if read:
+            parts.append(clip.encode_image(torch.stack([clip.preprocess(image) for _, image in read])).cpu())
+            kept += [s for s, _ in read]
         if progress:
             progress(len(batch))
-    return torch.cat(parts) if parts else torch.zeros(0, engine.bank.embeddings.shape[1])
+    emb = torch.cat(parts) if parts else torch.zeros(0, engine.bank.embeddings.shape[1])
+    return emb, kept
 
 
 def concept_scores(engine: Engine, embeddings: torch.Tensor, synset: str) -> dict[str, np.ndarray]:
