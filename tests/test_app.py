@@ -245,6 +245,19 @@ def test_export_writes_png_npy_and_settings(indexed):
     settings = json.loads(meta.read_text())
     assert settings["synset"] == "cat.n.01" and settings["model"] == "test-tiny/none"
     assert settings["grid_config"]["seed"] == 0 and settings["view"]["style"] == "overlay"
+    assert settings["precision"] == "fp32", "auto on a CPU is fp32"
+
+
+def test_export_records_the_precision_that_made_the_map(toy_backend, tmp_path):
+    """int8 and fp32 share a model_id: only the precision tells their exports apart."""
+    backend = Backend("test-tiny", "toy", device="cpu", precision="int8",
+                      hierarchies={"toy": toy_backend.hierarchy("toy")})
+    uploads, handlers, session = Uploads(backend), Handlers(backend), Session()
+    uploads.mark_upload(CAT, session)
+    last(uploads.index_image(CAT, session, noop))
+    handlers.select_node(session, event("cat.n.01"))
+    settings = json.loads(Path(handlers.export(session)[2]).read_text())
+    assert settings["model"] == "test-tiny/none" and settings["precision"] == "int8"
 
 
 def test_a_newer_upload_stops_the_running_index(toy_backend):

@@ -61,6 +61,7 @@ def settings(entry: Entry, synset: str, view: View, box: tuple[int, int, int, in
         "synset": synset,
         "gloss": index.hierarchy.gloss(synset) if synset in index.hierarchy else "free-text phrase",
         "model": index.model_id or model,
+        "precision": index.precision or None,  # int8 and fp32 share a model_id, not their maps
         "vocabulary": vocabulary,
         "wordnet_version": index.hierarchy.wordnet_version,
         "image": {"name": entry.name, "pixels_sha256": image_hash},

@@ -175,7 +175,7 @@ def iter_clip_index(
     spec = InputSpec(clip.image_size, clip.mean, clip.std)
     for part in iter_index(image, clip.encode_image, bank.embeddings, hierarchy, spec, config, schedule,
                            batch_size, progress):
-        yield dataclasses.replace(part, model_id=clip.model_id)
+        yield dataclasses.replace(part, model_id=clip.model_id, precision=clip.precision)
 
 
 def build_index(

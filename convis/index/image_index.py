@@ -33,6 +33,8 @@ class ImageIndex:
         config: the grid settings used.
         padded: (3, h + 2 pad, w + 2 pad) the exact pixels the windows saw (noise border included).
         model_id: which model made it.
+        precision: the encoder's precision ("fp32", "fp16", "bf16", "int8"): int8 and fp32 share a
+            model_id, not their maps.
         embeddings: (N, D) unit window embeddings, float16 on the CPU (730 x D x 2 bytes), for
             maps of free text and the raw ablation; None when not kept.
     """
@@ -45,6 +47,7 @@ class ImageIndex:
     padded: torch.Tensor
     model_id: str = ""
     embeddings: torch.Tensor | None = None
+    precision: str = ""
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property

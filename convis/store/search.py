@@ -150,4 +150,4 @@ def stored_index(store: Store, sha256: str, engine) -> ImageIndex:
         for a in range(0, len(boxes), 64):  # the direct path's blocks: the same products, the same ranks
             ranks[a : a + 64] = rank_matrix(emb[a : a + 64].to(bank.device, torch.float32) @ bank.float().T).cpu().numpy()
     return ImageIndex(ranks, boxes, engine.hierarchy, crop, config, padded, engine.clip.model_id,
-                      embeddings=emb.to(torch.float16))
+                      embeddings=emb.to(torch.float16), precision=store.spec.precision)
