@@ -434,9 +434,11 @@ def test_600_stochastic_maps_across_tabs_stay_in_the_index_budget(tmp_path):
               f"(budget {budget} MiB)")
         assert not errors, errors[:3]
         assert sum(made) == 600
-        # Measured 75-95 MiB: the budget and what a flood of events costs besides (Gradio's queue,
-        # indexing buffers). Outside the budget, each tab's 4 last maps alone would add 184 MB here.
-        assert grown <= budget + 80, f"RSS grew {grown:.0f} MiB for a {budget} MiB budget"
+        # Measured 75-95 MiB alone and 151 MiB once while other tests ran on this 2-core machine
+        # (the budget, plus what a flood of events costs besides: Gradio's queue, indexing buffers,
+        # malloc's fragmentation); 456 MiB with the maps kept outside the budget (each tab's last 4
+        # alone add 184 MB here). The bound keeps headroom over that noise and still fails the leak.
+        assert grown <= budget + 160, f"RSS grew {grown:.0f} MiB for a {budget} MiB budget"
         assert srv.alive("circle", "circle.n.01")  # this server serves the synthetic-shapes concepts
     finally:
         srv.close()
