@@ -8,7 +8,9 @@ page after the server's cache dropped the picture (the store answers the link).
 
 from __future__ import annotations
 
+import builtins
 import hashlib
+import io
 import os
 import shutil
 
@@ -176,9 +178,19 @@ def test_show_then_open_a_hit_draws_it_from_the_store(shapes_backend, stored, mo
     forwards, engine = [], shapes_backend.engine(None, None)
     original = engine.clip.model.encode_image
     monkeypatch.setattr(engine.clip.model, "encode_image", lambda x, *a, **k: forwards.append(len(x)) or original(x, *a, **k))
+    target, opened, real_open = os.path.abspath(store.row(session.hits[1]).path), [], builtins.open
+
+    def counting_open(file, *args, **kwargs):  # PIL opens with builtins.open, Path.read_bytes with io.open
+        if isinstance(file, (str, os.PathLike)) and os.path.abspath(file) == target:
+            opened.append(file)
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    monkeypatch.setattr(io, "open", counting_open)
     out = view.open(session, gr.SelectData(None, {"index": 1, "value": None, "selected": True}), quiet)
     monkeypatch.undo()
     assert not forwards, "opening a hit runs no image forward: its windows come from the store"
+    assert len(opened) == 1, f"the hit's file is read once (checked, indexed and shown), not {len(opened)} times"
     assert "opened from the dataset store" in out[4] and out[2] == "Whole picture"
     entry = session.entry
     assert entry.key[0] == session.hits[1] and entry.name == names[1]

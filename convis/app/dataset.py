@@ -150,10 +150,10 @@ class DatasetView(Uploads):
     # ---- opening a hit -------------------------------------------------------------------------
     def entry(self, sha256: str, engine: Engine, model: str, vocabulary: str) -> Entry:
         """The stored image as the app's entry, cached like an upload's (StoreError if its file changed)."""
-        index = self.store.index(sha256, engine)  # ranks rebuilt from the stored windows, no forward
-        row = self.store.row(sha256)
-        image = load_image(row.path)
-        return self.b.adopt((sha256, model, vocabulary, 0, self.whole), image, index, self.name(row.path))
+        image = self.store.image(sha256)  # read once: the index's pixels and the display
+        index = self.store.index(sha256, engine, image)  # ranks rebuilt from the stored windows, no forward
+        return self.b.adopt((sha256, model, vocabulary, 0, self.whole), image, index,
+                            self.name(self.store.row(sha256).path))
 
     def find(self, image: str, model: str, vocabulary: str, whole: bool) -> Entry | None:
         """A link's picture from the store when the server's cache no longer holds it (a `Finder`)."""

@@ -62,7 +62,7 @@ class MapMaker:
             sha = file_digest(source)[0]
             if sha in self.store:
                 self.from_store += 1
-                return stored_index(self.store, sha, self.engine)
+                return stored_index(self.store, sha, self.engine, image)  # `image` is that file
         self.encoded += 1
         return self.engine.index(image, self.config, self.batch_size)
 

@@ -24,6 +24,8 @@ from convis.store.spec import ConceptSet, Hit, StoreError
 from convis.store.where import stored_maps, subtree_ranks, window_values
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from convis.index.image_index import ImageIndex
     from convis.store.store import Store
 
@@ -118,22 +120,13 @@ def _check(store: Store, config: GridConfig, bank: torch.Tensor, hierarchy: Hier
         raise StoreError("these grid settings differ from the store's: " + "; ".join(diff))
 
 
-def stored_index(store: Store, sha256: str, engine) -> ImageIndex:
-    """The stored image as an `ImageIndex` equal to `Engine.index`'s (ranks rebuilt, no forward).
-
-    The file is read again for the pixels (`ImageIndex.image`, the stochastic map); a file that
-    moved or changed is refused. Ranks are exact with a float32 store and within float16 rounding
-    otherwise.
-    """
+def stored_image(store: Store, sha256: str) -> Image.Image:
+    """The stored image's original file, decoded; a file that moved or changed since it was indexed
+    is refused (StoreError): its windows would not be its pixels."""
     from convis.dataset.prepare import file_digest
     from convis.image import load_image
-    from convis.index.build import prepare_grid
-    from convis.index.image_index import ImageIndex
-    from convis.saliency import rank_dtype, rank_matrix
 
     row = store.row(sha256)
-    if engine.clip.model_id != store.spec.model_id:
-        raise StoreError(f"the store was made with {store.spec.model_id}, not {engine.clip.model_id}; load that model")
     try:
         digest, data = file_digest(row.path)
     except OSError:
@@ -141,8 +134,25 @@ def stored_index(store: Store, sha256: str, engine) -> ImageIndex:
     if digest != sha256:
         raise StoreError(f"'{row.path}' is gone or changed since it was indexed; its maps are still in the store "
                          "(convis search --maps), but an index needs the original file")
+    return load_image(data)
+
+
+def stored_index(store: Store, sha256: str, engine, image: Image.Image | None = None) -> ImageIndex:
+    """The stored image as an `ImageIndex` equal to `Engine.index`'s (ranks rebuilt, no forward).
+
+    The pixels (`ImageIndex.image`, the stochastic map) come from `image`, the file already read by
+    the caller and checked against `sha256`, else from `stored_image`. Ranks are exact with a
+    float32 store and within float16 rounding otherwise.
+    """
+    from convis.index.build import prepare_grid
+    from convis.index.image_index import ImageIndex
+    from convis.saliency import rank_dtype, rank_matrix
+
+    if engine.clip.model_id != store.spec.model_id:
+        raise StoreError(f"the store was made with {store.spec.model_id}, not {engine.clip.model_id}; load that model")
+    image = stored_image(store, sha256) if image is None else image
     config = store.spec.grid_config()
-    padded, crop, boxes = prepare_grid(load_image(data), config)
+    padded, crop, boxes = prepare_grid(image, config)
     emb = store.windows(sha256)
     bank = engine.bank.embeddings
     ranks = np.empty((len(boxes), bank.shape[0]), dtype=rank_dtype(bank.shape[0]))

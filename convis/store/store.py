@@ -30,6 +30,8 @@ from convis.store import search as ss
 from convis.store.spec import SPEC_FILE, ConceptSet, Hit, StoreError, StoreSpec, check_spec, read_spec
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from convis.engine import Engine
     from convis.index.image_index import ImageIndex
 
@@ -146,9 +148,14 @@ class Store:
         """(C, H, W) ConVis maps of concepts on a stored image, from its stored windows (no forward)."""
         return ss.concept_maps(self, sha256, engine.bank.embeddings, engine.hierarchy, concepts, size=size)
 
-    def index(self, sha256: str, engine: Engine) -> ImageIndex:
-        """The stored image as an `ImageIndex` equal to `engine.index`'s (needs the original file)."""
-        return ss.stored_index(self, sha256, engine)
+    def image(self, sha256: str) -> Image.Image:
+        """The stored image's original file, decoded (StoreError if it moved or changed since indexing)."""
+        return ss.stored_image(self, sha256)
+
+    def index(self, sha256: str, engine: Engine, image: Image.Image | None = None) -> ImageIndex:
+        """The stored image as an `ImageIndex` equal to `engine.index`'s; `image` is its file already
+        read (by `image`), else the original file is read."""
+        return ss.stored_index(self, sha256, engine, image)
 
     # ---- the catalog: a cache of the shards' headers --------------------------------------
     def _record(self, name: str, rows: list[Row]) -> None:
