@@ -3,7 +3,7 @@
     python app.py                          # ViT-B-32 with OpenAI weights (the paper's backbone)
     python app.py --model test-tiny        # fully offline: a tiny random CLIP, for tests and demos
     python app.py --share                  # also open a public *.gradio.live link (or GRADIO_SHARE=true)
-    python app.py --allow-large            # also offer `nouns` and ViT-L models (needs ~8 GB of memory)
+    python app.py --allow-large            # also offer `nouns` and ViT-L models (give it 16 GB of memory or more)
     python app.py --mcp                    # also serve the API as MCP tools (or CONVIS_MCP=1)
     python app.py --store STORE            # a Dataset tab over a store made by `convis index`
 
