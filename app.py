@@ -174,6 +174,25 @@ def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, sh
                        state_session_capacity=512, footer_links=["api", "gradio"], mcp_server=mcp, **kwargs)
 
 
+def _mib(text: str) -> int:
+    """A budget in MiB: a whole number of at least 1 (0 would hold nothing and thrash)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number of MiB") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} MiB holds nothing; give at least 1")
+    return value
+
+
+def _env_mib(p: argparse.ArgumentParser, name: str, default: int) -> int:
+    """The budget an environment variable sets, or `default`; a bad value stops with the variable's name."""
+    try:
+        return _mib(os.environ.get(name) or str(default))
+    except argparse.ArgumentTypeError as exc:
+        p.error(f"{name}: {exc}")
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line of `python app.py`."""
     p = argparse.ArgumentParser(description="ConVis Explorer: browse what CLIP sees, concept by concept.")
@@ -189,10 +208,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--allow-large", action="store_true", default=large,
                    help="also offer the nouns vocabulary and ViT-L models (or CONVIS_ALLOW_LARGE=1); off by "
                         "default: a public server must hold what any visitor can load")
-    p.add_argument("--index-mib", type=int, default=int(os.environ.get("CONVIS_INDEX_MIB", 1024)),
+    p.add_argument("--index-mib", type=_mib, default=_env_mib(p, "CONVIS_INDEX_MIB", 1024),
                    help="memory for cached image indexes and stochastic maps, shared by all users, MiB "
                         "(default 1024)")
-    p.add_argument("--cache-mib", type=int, default=int(os.environ.get("CONVIS_CACHE_MIB", 2048)),
+    p.add_argument("--cache-mib", type=_mib, default=_env_mib(p, "CONVIS_CACHE_MIB", 2048),
                    help="disk for Gradio's cache folder (uploads, the API's pictures, downloads), MiB; the oldest "
                         "files go first (default 2048)")
     p.add_argument("--queue-size", type=int, default=QUEUE_SIZE, help="jobs that may wait in the queue")

@@ -98,6 +98,20 @@ def test_boolean_environment_flags_are_read_by_one_parser(monkeypatch, capsys, v
     assert "CONVIS_ALLOW_LARGE='maybe' is not a yes/no value" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("env", "argv", "message"), [
+    ({"CONVIS_INDEX_MIB": "1GB"}, [], "CONVIS_INDEX_MIB: '1GB' is not a whole number of MiB"),
+    ({"CONVIS_CACHE_MIB": "0"}, [], "CONVIS_CACHE_MIB: 0 MiB holds nothing"),
+    ({}, ["--index-mib", "-5"], "-5 MiB holds nothing"),
+])
+def test_a_bad_budget_stops_with_its_name_not_a_traceback(monkeypatch, capsys, env, argv, message):
+    app = load_app()
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as stop:
+        app.parse_args(argv)
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
 def test_unloadable_model_leaves_the_app_up_with_the_fix(toy_backend):
     backend = Backend("ViT-B-32/openai", "toy", device="cpu",
                       hierarchies={"toy": toy_backend.hierarchy("toy")})
