@@ -161,7 +161,8 @@ def _wire_dataset(d: DatasetView, c: Any, uploads: Uploads, selections: list[Any
     ds.switch.click(d.target, None, [c.model, c.vocab], queue=False, api_visibility="private").then(
         uploads.switch_engine, [c.model, c.vocab, s], [s, c.model, c.vocab, c.tree, c.picture, c.status, c.top,
                                                          c.info], **model_job).then(d.show, [ds.k, s], shown, **job)
-    gr.api(d.api_search, api_name="dataset_search", concurrency_id="model", concurrency_limit=1)
+    # MCP names a tool after its function (not its api_name): the function is named as the endpoint.
+    gr.api(d.dataset_search, api_name="dataset_search", concurrency_id="model", concurrency_limit=1)
     return ds.gallery.select(d.open, [s], [s, c.main_tabs, c.region, c.picture, c.status, c.top, c.tree, c.info],
                              api_name="dataset_open", **model_job)
 

@@ -279,3 +279,27 @@ def test_browser_pick_a_concept_open_a_hit_and_share_its_link(server, stored, sh
         assert other.locator(".toast-body.error").count() == 0
         other.screenshot(path=str(ARTIFACTS / "browser-dataset-3-link.png"), full_page=True)
         browser.close()
+
+
+def test_dataset_search_is_an_mcp_tool_with_the_api_answer(shapes_backend, stored, client):
+    """With --mcp and a store, agents get /dataset_search as a tool; its answer is the API's."""
+    import ast
+    import asyncio
+
+    mcp = pytest.importorskip("mcp", reason="needs the mcp package (requirements-dev.txt)")
+    httpx = pytest.importorskip("httpx")
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def ask(url: str):
+        async with httpx.AsyncClient(timeout=httpx.Timeout(60, read=120), trust_env=False) as http:
+            async with streamable_http_client(f"{url}/gradio_api/mcp/", http_client=http) as (read, write, _):
+                async with mcp.ClientSession(read, write) as s:
+                    await s.initialize()
+                    tools = {t.name for t in (await s.list_tools()).tools}
+                    return tools, await s.call_tool("dataset_search", {"concept": CONCEPT, "k": 5})
+
+    with serve(shapes_backend, store=stored[0], mcp=True) as url:
+        tools, result = asyncio.run(ask(url))
+    assert "dataset_search" in tools and not result.isError
+    answer = ast.literal_eval("".join(c.text for c in result.content if c.type == "text"))  # Gradio sends the repr
+    assert answer == client.predict(CONCEPT, "", 5, api_name="/dataset_search")

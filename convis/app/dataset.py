@@ -194,7 +194,7 @@ class DatasetView(Uploads):
                 gr.skip() if tree is None else tree, info)
 
     # ---- the API -------------------------------------------------------------------------------
-    def api_search(self, concept: str = "", text: str = "", k: int = 10) -> list[dict[str, Any]]:
+    def dataset_search(self, concept: str = "", text: str = "", k: int = 10) -> list[dict[str, Any]]:
         """Which images of the server's dataset store show a concept (or a phrase) most, and where.
 
         Args:
