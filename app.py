@@ -142,6 +142,7 @@ def create_demo(backend: Backend, examples: Sequence[str] = EXAMPLES, title: str
                              **one_model)
     demo.queue(default_concurrency_limit=1, max_size=queue_size, api_open=False)
     one_job_per_session(demo, "model")
+    backend.disk.attach(demo)  # its uploads and pictures count in --cache-mib, from the first request
     return demo
 
 
@@ -209,11 +210,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--allow-large", action="store_true", default=large,
                    help="also offer the nouns vocabulary and ViT-L models (or CONVIS_ALLOW_LARGE=1); off by "
                         "default: a public server must hold what any visitor can load")
-    p.add_argument("--index-mib", type=_mib, default=_env_mib(p, "CONVIS_INDEX_MIB", 1024),
+    p.add_argument("--index-mib", type=_mib, default=None,
                    help="memory for cached image indexes and stochastic maps, shared by all users, MiB "
                         "(default 1024)")
-    p.add_argument("--cache-mib", type=_mib, default=_env_mib(p, "CONVIS_CACHE_MIB", 2048),
-                   help="disk for Gradio's cache folder (uploads, the API's pictures, downloads), MiB; the oldest "
+    p.add_argument("--cache-mib", type=_mib, default=None,
+                   help="disk for this app's files in Gradio's cache folder (uploads, pictures, downloads), MiB; the oldest "
                         "files go first (default 2048)")
     p.add_argument("--queue-size", type=int, default=QUEUE_SIZE, help="jobs that may wait in the queue")
     p.add_argument("--store", default=os.environ.get("CONVIS_STORE") or None,
@@ -222,7 +223,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mcp", action="store_true", default=mcp,
                    help="also serve /search, /explain, /explain_text, /top_concepts (and /dataset_search) as MCP tools at "
                         "/gradio_api/mcp/ (or CONVIS_MCP=1; needs the mcp package)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    # The variables are read only when the flag is not given (a bad one must not block --help or the flag).
+    args.index_mib = args.index_mib or _env_mib(p, "CONVIS_INDEX_MIB", 1024)
+    args.cache_mib = args.cache_mib or _env_mib(p, "CONVIS_CACHE_MIB", 2048)
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -112,6 +112,13 @@ def test_a_bad_budget_stops_with_its_name_not_a_traceback(monkeypatch, capsys, e
     assert stop.value.code == 2 and message in capsys.readouterr().err
 
 
+def test_a_flag_overrides_a_bad_budget_variable(monkeypatch):
+    monkeypatch.setenv("CONVIS_INDEX_MIB", "1GB")
+    monkeypatch.setenv("CONVIS_CACHE_MIB", "300")
+    args = load_app().parse_args(["--index-mib", "10"])
+    assert (args.index_mib, args.cache_mib) == (10, 300)
+
+
 def test_unloadable_model_leaves_the_app_up_with_the_fix(toy_backend):
     backend = Backend("ViT-B-32/openai", "toy", device="cpu",
                       hierarchies={"toy": toy_backend.hierarchy("toy")})

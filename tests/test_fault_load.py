@@ -466,6 +466,9 @@ def test_gradio_cache_stays_in_its_disk_budget_under_a_flood_of_exports(tmp_path
         print(f"{sets} export sets; Gradio's cache folder at most {worst:.1f} MiB (budget {budget} MiB)")
         assert sets == 40
         assert worst <= budget + 3, f"the cache folder reached {worst:.1f} MiB"  # + the newest set (~1.7 MB)
+        examples = {p.name for p in (ROOT / "assets" / "examples").glob("*.jpg")}
+        assert examples and examples <= {p.name for p in cache.rglob("*.jpg")}, \
+            "the examples' copies stay (Gradio copies them once, with their old mtime)"
         assert srv.alive()
     finally:
         srv.close()

@@ -346,14 +346,45 @@ def test_deleted_upload_gives_a_message_without_a_server_path(tmp_path):
 
 
 def test_the_cache_folder_is_trimmed_oldest_first(tmp_path):
-    from convis.app.disk import trim_folder
+    """Age is the time a file came into the cache (ctime): Gradio copies an example with copy2,
+    which keeps its source's mtime, so by mtime it would always go first."""
+    from convis.app.disk import trim_files
 
-    for i in range(6):  # 6 files of 1 KiB, file i last modified at t = 1000 + i
+    files = []
+    for i in range(6):  # 6 files of 1 KiB made in order; their mtimes say the opposite
         path = tmp_path / f"set{i % 2}" / f"f{i}.bin"
         path.parent.mkdir(exist_ok=True)
         path.write_bytes(b"x" * 1024)
-        os.utime(path, (1000 + i, 1000 + i))
-    assert trim_folder(tmp_path, 3 * 1024) == 3 * 1024
+        os.utime(path, (1000 - i, 1000 - i))
+        files.append((path, 0.0))
+        time.sleep(0.02)
+    assert trim_files(files + files[:1], 3 * 1024) == 3 * 1024, "a path given twice counts once"
     left = sorted(p.name for p in tmp_path.rglob("*.bin"))
     assert left == ["f3.bin", "f4.bin", "f5.bin"], "the three oldest went, the three newest stay"
-    assert trim_folder(tmp_path, 3 * 1024) == 0, "within budget: nothing more goes"
+    assert trim_files(files, 3 * 1024) == 0, "within budget: nothing more goes"
+
+
+def test_the_trim_spares_kept_young_and_other_apps_files(tmp_path):
+    from convis.app.disk import CacheBudget
+
+    class Demo:  # what the budget reads of a gr.Blocks
+        def __init__(self, made, kept):
+            self.temp_file_sets = [set(map(str, made))]
+            self.blocks = {0: type("Block", (), {"keep_in_cache": set(map(str, kept))})()}
+
+    def make(name):
+        path = tmp_path / name
+        path.write_bytes(b"x" * 1024)
+        time.sleep(0.02)
+        return path
+
+    other, example, old, newer = make("other-app.bin"), make("example.jpg"), make("old.bin"), make("newer.bin")
+    budget = CacheBudget(2048, every_s=3600, young_s=0.0, exports=False)
+    demo = Demo([example, old, newer], kept=[example])
+    budget.attach(demo)
+    assert budget.trim() == 1024
+    assert other.exists() and example.exists() and newer.exists() and not old.exists(), \
+        "only the app's oldest file goes: never another app's, never an example"
+    young = CacheBudget(0, every_s=3600, young_s=3600.0, exports=False)
+    young.attach(Demo([newer], kept=[]))
+    assert young.trim() == 0 and newer.exists(), "a file younger than young_s stays (an upload waiting its turn)"

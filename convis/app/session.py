@@ -9,9 +9,7 @@ removed when the tab's state is deleted.
 
 from __future__ import annotations
 
-import atexit
 import shutil
-import tempfile
 import time
 import uuid
 import weakref
@@ -20,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from convis.app import limits
-from convis.app.disk import upload_folder
+from convis.app.disk import export_root
 from convis.app.entry import Entry, Key
 from convis.cache import LRU
 from convis.errors import UserError
@@ -31,7 +29,6 @@ STYLE_LABELS = {"Overlay": "overlay", "White blend (paper)": "white", "Heatmap":
 COLORMAPS = ("jet", "inferno", "turbo", "viridis", "magma", "plasma")
 MAX_COMPARE = 6
 MAX_EXPORTS = 3  # export sets (PNG + NPY + JSON, at most ~18 MB each) kept per tab; older ones are deleted
-_EXPORT_ROOT: list[Path] = []  # one private folder per process, made on the first export
 # Labels of the map-method radio -> method; of the region radio -> whole picture or not.
 METHODS = {"Grid (ConVis)": "grid", "Stochastic (sequential, slower)": "stochastic"}
 REGIONS = {"Whole picture": True, "Centre square (the paper)": False}
@@ -80,15 +77,6 @@ class View:
 
 def _remove(_name: str, folder: str) -> None:
     shutil.rmtree(folder, ignore_errors=True)
-
-
-def _export_root() -> Path:
-    if not _EXPORT_ROOT:
-        # Inside Gradio's cache: handed out without a copy, and within its byte budget (`convis.app.disk`).
-        root = Path(tempfile.mkdtemp(prefix="convis-exports-", dir=upload_folder()))  # private (0700)
-        atexit.register(shutil.rmtree, root, True)
-        _EXPORT_ROOT.append(root)
-    return _EXPORT_ROOT[0]
 
 
 @dataclass
@@ -161,7 +149,7 @@ class Session:
     def export_folder(self) -> Path:
         """A new empty folder for one export set; the oldest sets beyond `MAX_EXPORTS` are deleted."""
         if self.exports is None:
-            self.exports = str(_export_root() / uuid.uuid4().hex)
+            self.exports = str(export_root() / uuid.uuid4().hex)
         name = f"{time.time_ns():020d}"
         folder = Path(self.exports) / name
         folder.mkdir(parents=True)
