@@ -277,6 +277,7 @@ def test_browser_pick_a_concept_open_a_hit_and_share_its_link(server, stored, sh
         other.wait_for_function("s => { const i = document.querySelector('#cv-map img');"
                                 " return i && i.complete && i.getAttribute('src') === s }", arg=src)
         assert other.locator(".toast-body.error").count() == 0
+        assert "indexed from the dataset store" in other.locator("#cv-status").inner_text(), "it says who answered"
         other.screenshot(path=str(ARTIFACTS / "browser-dataset-3-link.png"), full_page=True)
         browser.close()
 

@@ -212,9 +212,9 @@ class Backend(Offers):
                 self._store(entry)
             yield entry
 
-    def adopt(self, key: Key, image: Image.Image, index: ImageIndex, name: str) -> Entry:
-        """Cache an index made elsewhere (a dataset store's) under `key`, as if indexed here."""
-        entry = Entry(key, index, self._display(image, index), name, 0.0)
+    def adopt(self, key: Key, image: Image.Image, index: ImageIndex, name: str, origin: str) -> Entry:
+        """Cache an index made elsewhere (`origin`: "the dataset store") under `key`, as if indexed here."""
+        entry = Entry(key, index, self._display(image, index), name, 0.0, origin)
         self._store(entry)
         return entry
 

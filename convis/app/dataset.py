@@ -153,7 +153,7 @@ class DatasetView(Uploads):
         image = self.store.image(sha256)  # read once: the index's pixels and the display
         index = self.store.index(sha256, engine, image)  # ranks rebuilt from the stored windows, no forward
         return self.b.adopt((sha256, model, vocabulary, 0, self.whole), image, index,
-                            self.name(self.store.row(sha256).path))
+                            self.name(self.store.row(sha256).path), "the dataset store")
 
     def find(self, image: str, model: str, vocabulary: str, whole: bool) -> Entry | None:
         """A link's picture from the store when the server's cache no longer holds it (a `Finder`)."""

@@ -45,6 +45,7 @@ class Entry:
     display: np.ndarray  # (h, w, 3) uint8: the region of the original image the map covers
     name: str  # file name shown to the user
     seconds: float  # indexing time (0 for a cache hit)
+    origin: str = ""  # where the index was made when not here ("the dataset store"), for the status
 
     @property
     def complete(self) -> bool:

@@ -153,7 +153,8 @@ class Uploads(Base):
             status = (f"**{entry.name}**: showing {part.describe()} after {entry.seconds:.1f} s: a coarse "
                       "preview that sharpens as CLIP looks at more windows. Pick any concept meanwhile.")
             return picture, status, panels.top_html(h, top), tree, panels.info_html(h, session.synset)
-        took = "from cache" if entry.seconds == 0 else f"in {entry.seconds:.1f} s"
+        took = (f"from {entry.origin}" if entry.origin else "from cache" if entry.seconds == 0
+                else f"in {entry.seconds:.1f} s")
         region = maps.region_name(entry)
         trimmed = (f" The picture is longer than {entry.index.config.max_aspect:g}:1, so the maps cover its "
                    "centre strip; crop the picture yourself to map another part." if entry.index.crop.trimmed else "")
