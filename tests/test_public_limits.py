@@ -385,6 +385,7 @@ def test_the_trim_spares_kept_young_and_other_apps_files(tmp_path):
     assert budget.trim() == 1024
     assert other.exists() and example.exists() and newer.exists() and not old.exists(), \
         "only the app's oldest file goes: never another app's, never an example"
+    assert demo.temp_file_sets[0] == {str(example), str(newer)}, "the deleted file leaves the app's record"
     young = CacheBudget(0, every_s=3600, young_s=3600.0, exports=False)
     young.attach(Demo([newer], kept=[]))
     assert young.trim() == 0 and newer.exists(), "a file younger than young_s stays (an upload waiting its turn)"

@@ -49,13 +49,15 @@ def export_root() -> Path:
     return _EXPORT_ROOT[0]
 
 
-def trim_files(files: Iterable[tuple[str | Path, float]], max_bytes: int, keep: Iterable[str] = ()) -> int:
+def trim_files(files: Iterable[tuple[str | Path, float]], max_bytes: int, keep: Iterable[str] = (),
+               gone: set[str] | None = None) -> int:
     """Delete the oldest of `files` (by ctime) until the rest hold at most `max_bytes`.
 
     Args:
         files: (path, seconds it is kept at least) pairs; a path given twice counts once.
         max_bytes: what the files may hold.
         keep: paths never deleted (they count all the same).
+        gone: if given, receives the paths deleted or already missing (to drop from the caller's records).
 
     Returns:
         The bytes deleted.
@@ -68,6 +70,8 @@ def trim_files(files: Iterable[tuple[str | Path, float]], max_bytes: int, keep: 
         try:
             st = os.lstat(path)  # a link counts as itself and only the link would be deleted
         except OSError:  # deleted meanwhile (Gradio's own clean-up, a closed tab)
+            if gone is not None:
+                gone.add(path)
             continue
         entries.append((st.st_ctime, st.st_size, path, path not in keep and now - st.st_ctime >= young_s))
     total, freed = sum(e[1] for e in entries), 0
@@ -78,6 +82,8 @@ def trim_files(files: Iterable[tuple[str | Path, float]], max_bytes: int, keep: 
             try:
                 os.unlink(path)
                 freed += size
+                if gone is not None:
+                    gone.add(path)
             except OSError:
                 continue
     if freed:
@@ -133,12 +139,18 @@ class CacheBudget:
         if not self._lock.acquire(blocking=False):
             return 0
         try:
-            files, keep = export_files() if self.exports else [], set()
-            for demo in list(self._demos):
+            files, keep, gone, demos = export_files() if self.exports else [], set(), set(), list(self._demos)
+            for demo in demos:
                 more, kept = app_files(demo, self.young_s)
                 files += more
                 keep |= kept
-            return trim_files(files, self.max_bytes, keep)
+            freed = trim_files(files, self.max_bytes, keep, gone)
+            # Gradio's hourly clean-up keeps a path it finds missing in its set: drop ours, or the
+            # sets (and this scan) would grow with every file the app ever made.
+            for demo in demos:
+                for made in list(demo.temp_file_sets):
+                    made.difference_update(gone)
+            return freed
         finally:
             self._lock.release()
 
